@@ -1,0 +1,149 @@
+// Node recording and the backward pass (see autograd.hpp).
+#include "engine/autograd.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "engine/ops.hpp"
+#include "kernels/kernels.hpp"
+
+namespace crt {
+
+namespace {
+thread_local bool t_grad_enabled = true;
+std::atomic<std::uint64_t> g_sequence{0};
+}  // namespace
+
+bool grad_enabled() { return t_grad_enabled; }
+
+NoGradGuard::NoGradGuard() : previous_(t_grad_enabled) { t_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { t_grad_enabled = previous_; }
+
+bool should_record(std::initializer_list<const Tensor*> inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Tensor* t : inputs)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+bool should_record(const std::vector<Tensor>& inputs) {
+  if (!t_grad_enabled) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record_node(Tensor& out, const char* name, const std::vector<Tensor>& inputs,
+                 BackwardFn backward) {
+  auto node = std::make_shared<Node>(Node{name, g_sequence.fetch_add(1), {}, NeedsGrad({}),
+                                          std::move(backward), false});
+  std::vector<bool> needs;
+  node->edges.reserve(inputs.size());
+  for (const Tensor& in : inputs) {
+    Edge e;
+    const bool wants = in.defined() && in.requires_grad();
+    if (wants) {
+      if (in.grad_fn()) e.producer = in.grad_fn();
+      else e.leaf = in.impl_ptr();
+      e.shape = in.shape();
+    }
+    needs.push_back(wants);
+    node->edges.push_back(std::move(e));
+  }
+  node->needs = NeedsGrad(std::move(needs));
+  out.impl().grad_fn = std::move(node);
+  out.impl().requires_grad = true;
+}
+
+namespace {
+
+// Adds g into a leaf's gradient buffer, which the leaf owns (never aliases g).
+void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
+  if (!leaf.grad) {
+    Tensor owned = Tensor::empty(g.shape(), g.dtype());
+    owned.copy_(g);
+    leaf.grad = owned.impl_ptr();
+    return;
+  }
+  Tensor acc(leaf.grad);
+  Tensor gc = g.contiguous();
+  if (g.dtype() == DType::f32)
+    kernels::axpy(1.0f, gc.data<float>(), acc.data<float>(), std::size_t(g.numel()));
+  else
+    kernels::axpy(1.0, gc.data<double>(), acc.data<double>(), std::size_t(g.numel()));
+}
+
+}  // namespace
+
+void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) {
+  require(root.requires_grad(), "backward",
+          "tensor ", root.describe(), " does not require grad (no input of the ops that made "
+          "it requires grad, or it was made under NoGradGuard)");
+  Tensor seed = seed_in;
+  if (!seed.defined()) {
+    require(root.numel() == 1, "backward", "output ", root.describe(),
+            " is not a scalar; pass a seed gradient of the same shape");
+    seed = Tensor::ones(root.shape(), root.dtype());
+  }
+  require(seed.shape() == root.shape() && seed.dtype() == root.dtype(), "backward",
+          "seed gradient ", seed.describe(), " does not match output ", root.describe());
+
+  NoGradGuard no_grad;  // backward closures compute with plain ops
+  if (!root.grad_fn()) {
+    accumulate_leaf(root.impl(), seed);
+    return;
+  }
+
+  // Collect the reachable nodes, then run them newest first (reverse recording order).
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen;
+  std::vector<Node*> stack{root.grad_fn().get()};
+  seen.insert(stack.back());
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    order.push_back(n);
+    for (const Edge& e : n->edges)
+      if (e.producer && seen.insert(e.producer.get()).second) stack.push_back(e.producer.get());
+  }
+  std::sort(order.begin(), order.end(),
+            [](const Node* a, const Node* b) { return a->sequence > b->sequence; });
+
+  std::unordered_map<Node*, Tensor> grads;
+  grads[root.grad_fn().get()] = seed;
+  for (Node* node : order) {
+    auto it = grads.find(node);
+    if (it == grads.end()) continue;
+    const Tensor g = std::move(it->second);
+    grads.erase(it);
+    require(!node->released, "backward",
+            "backward through a graph whose saved tensors were already freed (op '",
+            node->name, "'); call backward(seed, /*retain_graph=*/true) the first time to "
+            "run it twice");
+    std::vector<Tensor> input_grads = node->backward(g, node->needs);
+    require(input_grads.size() == node->edges.size(), "backward", "op '", node->name,
+            "' returned ", input_grads.size(), " gradients for ", node->edges.size(),
+            " inputs");
+    for (std::size_t i = 0; i < node->edges.size(); ++i) {
+      const Edge& e = node->edges[i];
+      const Tensor& gi = input_grads[i];
+      if (!gi.defined() || (!e.producer && !e.leaf)) continue;
+      require(gi.shape() == e.shape, "backward", "op '", node->name, "' produced a gradient ",
+              gi.describe(), " for input ", i, " of shape ", e.shape);
+      if (e.producer) {
+        auto [slot, inserted] = grads.try_emplace(e.producer.get(), gi);
+        if (!inserted) slot->second = add(slot->second, gi);
+      } else {
+        accumulate_leaf(*e.leaf, gi);
+      }
+    }
+    if (!retain_graph) {
+      node->backward = nullptr;  // frees saved tensors
+      node->released = true;
+    }
+  }
+}
+
+}  // namespace crt
