@@ -1,0 +1,1 @@
+// engine/ops/attention.cpp: being written.

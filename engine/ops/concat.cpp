@@ -1,0 +1,1 @@
+// engine/ops/concat.cpp: being written.

@@ -1,0 +1,1 @@
+// engine/ops/cross_entropy.cpp: being written.

@@ -1,0 +1,1 @@
+// engine/ops/dropout.cpp: being written.

@@ -1,0 +1,1 @@
+// engine/ops/embedding.cpp: being written.

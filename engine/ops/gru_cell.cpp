@@ -1,0 +1,1 @@
+// engine/ops/gru_cell.cpp: being written.

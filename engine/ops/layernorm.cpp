@@ -1,0 +1,1 @@
+// engine/ops/layernorm.cpp: being written.

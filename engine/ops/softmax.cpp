@@ -1,0 +1,1 @@
+// engine/ops/softmax.cpp: being written.

@@ -1,0 +1,1 @@
+// engine/optim.cpp: being written.

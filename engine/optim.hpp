@@ -1,0 +1,1 @@
+// engine/optim.hpp: being written.

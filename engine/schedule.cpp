@@ -1,0 +1,1 @@
+// engine/schedule.cpp: being written.

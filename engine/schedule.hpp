@@ -1,0 +1,1 @@
+// engine/schedule.hpp: being written.

@@ -1,0 +1,1 @@
+// tests/test_ops_nn.cpp: being written.

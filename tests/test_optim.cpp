@@ -1,0 +1,1 @@
+// tests/test_optim.cpp: being written.
