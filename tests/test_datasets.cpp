@@ -1,6 +1,5 @@
 // Tests of the datasets layer: SHA-256 vectors, corpus token counts and vocabularies, the batched stream
-// layout, data-directory resolution, and the error messages for bad inputs. Built from datasets/meson.build.
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+// layout, data-directory resolution, and the error messages for bad inputs. Linked with test_main.cpp.
 #include <doctest/doctest.h>
 
 #include "datasets/batch_stream.hpp"
