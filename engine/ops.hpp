@@ -102,4 +102,15 @@ Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tens
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal = true,
                  const Tensor& bias = Tensor(), std::optional<double> scale = std::nullopt);
 
+// ---- relative positions (ops/rel_shift.cpp) ---------------------------------------------
+// Transformer-XL's relative shift. x: [..., Tq, K] holds scores by relative distance d
+// (column d = distance d); returns [..., Tq, tk] by key position j with
+// y[..., i, j] = x[..., i, i + offset - j] where 0 <= i + offset - j < K, else 0.
+// offset is the number of prefix (cached) keys.
+Tensor rel_shift(const Tensor& x, std::int64_t offset, std::int64_t tk);
+
+// ---- modReLU (ops/modrelu.cpp) ----------------------------------------------------------
+// y = sign(z) * relu(|z| + b): z: [..., H], b: [H]. NCGRU's candidate activation.
+Tensor modrelu(const Tensor& z, const Tensor& b);
+
 }  // namespace crt

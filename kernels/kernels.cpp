@@ -167,6 +167,22 @@ void attention_backward(const double* q, const double* k, const double* v, const
                         double* dk, double* dv, double* dbias, AttentionShape s, double scale) {
   ref::attention_backward(q, k, v, bias, out, lse, dout, dq, dk, dv, dbias, s, scale);
 }
+void modrelu_forward(const float* z, const float* b, float* y, std::size_t rows,
+                     std::size_t cols) {
+  ref::modrelu_forward(z, b, y, rows, cols);
+}
+void modrelu_forward(const double* z, const double* b, double* y, std::size_t rows,
+                     std::size_t cols) {
+  ref::modrelu_forward(z, b, y, rows, cols);
+}
+void modrelu_backward(const float* z, const float* b, const float* dy, float* dz, float* db,
+                      std::size_t rows, std::size_t cols) {
+  ref::modrelu_backward(z, b, dy, dz, db, rows, cols);
+}
+void modrelu_backward(const double* z, const double* b, const double* dy, double* dz,
+                      double* db, std::size_t rows, std::size_t cols) {
+  ref::modrelu_backward(z, b, dy, dz, db, rows, cols);
+}
 void adam_update(float* p, const float* g, float* m, float* v, std::size_t n,
                  const AdamStep& s) {
   ref::adam_update(p, g, m, v, n, s);

@@ -142,6 +142,17 @@ void attention_backward(const double* q, const double* k, const double* v, const
                         const double* out, const double* lse, const double* dout, double* dq,
                         double* dk, double* dv, double* dbias, AttentionShape s, double scale);
 
+// ---- modReLU (NCGRU candidate activation) ----------------------------------------------
+// y[r,c] = sign(z[r,c]) * max(|z[r,c]| + b[c], 0); z, y: [rows, cols], b: [cols]
+void modrelu_forward(const float* z, const float* b, float* y, std::size_t rows, std::size_t cols);
+void modrelu_forward(const double* z, const double* b, double* y, std::size_t rows,
+                     std::size_t cols);
+// dz = dy where |z| + b > 0 (else 0); db[c] += sum_r dy * sign(z) where active (db may be null)
+void modrelu_backward(const float* z, const float* b, const float* dy, float* dz, float* db,
+                      std::size_t rows, std::size_t cols);
+void modrelu_backward(const double* z, const double* b, const double* dy, double* dz,
+                      double* db, std::size_t rows, std::size_t cols);
+
 // ---- optimiser updates ------------------------------------------------------------------
 // Adam / AdamW over n parameters. weight_decay is decoupled (AdamW) when decoupled is true,
 // otherwise added to the gradient (Adam with L2). bc1 = 1 - beta1^t, bc2 = 1 - beta2^t.

@@ -376,6 +376,29 @@ void attention_backward(const T* q, const T* k, const T* v, const T* bias, const
 }
 
 template <class T>
+void modrelu_forward(const T* z, const T* b, T* y, std::size_t rows, std::size_t cols) {
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c) {
+      const T v = z[r * cols + c];
+      const T mag = std::abs(v) + b[c];
+      y[r * cols + c] = mag > T(0) ? (v > T(0) ? mag : v < T(0) ? -mag : T(0)) : T(0);
+    }
+}
+
+template <class T>
+void modrelu_backward(const T* z, const T* b, const T* dy, T* dz, T* db, std::size_t rows,
+                      std::size_t cols) {
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t c = 0; c < cols; ++c) {
+      const T v = z[r * cols + c];
+      const bool active = std::abs(v) + b[c] > T(0);
+      const T g = dy[r * cols + c];
+      dz[r * cols + c] = active ? g : T(0);
+      if (db && active) db[c] += v > T(0) ? g : v < T(0) ? -g : T(0);
+    }
+}
+
+template <class T>
 void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamStep& s) {
   const T b1 = T(s.beta1), b2 = T(s.beta2), lr = T(s.lr), eps = T(s.eps), wd = T(s.weight_decay);
   const T bc1 = T(s.bc1), bc2 = T(s.bc2);
@@ -423,6 +446,9 @@ void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamS
                                      AttentionShape, T);                                        \
   template void attention_backward<T>(const T*, const T*, const T*, const T*, const T*,         \
                                       const T*, const T*, T*, T*, T*, T*, AttentionShape, T);   \
+  template void modrelu_forward<T>(const T*, const T*, T*, std::size_t, std::size_t);           \
+  template void modrelu_backward<T>(const T*, const T*, const T*, T*, T*, std::size_t,          \
+                                    std::size_t);                                               \
   template void adam_update<T>(T*, const T*, T*, T*, std::size_t, const AdamStep&);
 
 CRT_REF_INSTANTIATE(float)

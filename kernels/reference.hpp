@@ -68,6 +68,11 @@ void attention_backward(const T* q, const T* k, const T* v, const T* bias, const
                         const T* lse, const T* dout, T* dq, T* dk, T* dv, T* dbias,
                         AttentionShape s, T scale);
 template <class T>
+void modrelu_forward(const T* z, const T* b, T* y, std::size_t rows, std::size_t cols);
+template <class T>
+void modrelu_backward(const T* z, const T* b, const T* dy, T* dz, T* db, std::size_t rows,
+                      std::size_t cols);
+template <class T>
 void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamStep& s);
 
 }  // namespace crt::kernels::ref

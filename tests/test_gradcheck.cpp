@@ -99,3 +99,31 @@ TEST_CASE("gradcheck: views (reshape, permute, slice, narrow, expand, squeeze)")
   CHECK(gradcheck([](const auto& v) { return v[0].narrow(1, 1, 2); }, {x}) <= 1.0);
   CHECK(gradcheck([](const auto& v) { return v[0].slice(0, 0, 1).squeeze(0).unsqueeze(1).expand({3, 5, 4}); }, {x}) <= 1.0);
 }
+
+TEST_CASE("gradcheck: rel_shift (Transformer-XL relative positions)") {
+  Generator gen(9);
+  Tensor x = rand_input({2, 3, 4, 6}, gen);  // [B, H, Tq=4, K=6 distances]
+  CHECK(gradcheck([](const auto& v) { return rel_shift(v[0], 2, 6); }, {x}) <= 1.0);
+  CHECK(gradcheck([](const auto& v) { return rel_shift(v[0].transpose(0, 1), 0, 4); }, {x}) <= 1.0);
+  // forward: y[i, j] = x[i, i + offset - j]
+  Tensor y = rel_shift(x.detach(), 2, 6);
+  for (std::int64_t i = 0; i < 4; ++i)
+    for (std::int64_t j = 0; j < 6; ++j) {
+      const std::int64_t d = i + 2 - j;
+      CHECK(y.at({1, 2, i, j}) == (d >= 0 && d < 6 ? x.at({1, 2, i, d}) : 0.0));
+    }
+}
+
+TEST_CASE("gradcheck: modrelu") {
+  Generator gen(10);
+  Tensor z = rand_input({3, 5}, gen, -2.0, 2.0);
+  Tensor b = rand_input({5}, gen, -0.5, 0.5);
+  CHECK(gradcheck([](const auto& v) { return modrelu(v[0], v[1]); }, {z, b}) <= 1.0);
+  CHECK(gradcheck([](const auto& v) { return modrelu(v[0].transpose(0, 1).transpose(0, 1), v[1]); }, {z, b}) <= 1.0);
+  Tensor y = modrelu(z.detach(), b.detach());
+  for (std::int64_t r = 0; r < 3; ++r)
+    for (std::int64_t c = 0; c < 5; ++c) {
+      const double v = z.at({r, c}), m = std::abs(v) + b.at({c});
+      CHECK(y.at({r, c}) == doctest::Approx(m > 0 ? (v > 0 ? m : -m) : 0.0));
+    }
+}
