@@ -1,1 +1,165 @@
-// engine/ops/gru_cell.cpp: being written.
+// gru_cell: one fused GRU step (PyTorch nn.GRUCell convention, gates r, z, n) recorded as a
+// single node. Both input products run as kernels::gemm calls on contiguous data, the gate
+// math as kernels::gru_gates_forward / _backward; nothing inside records sub-ops.
+#include <algorithm>
+
+#include "engine/flops.hpp"
+#include "engine/ops.hpp"
+#include "engine/ops/op_util.hpp"
+#include "engine/parallel.hpp"
+#include "kernels/kernels.hpp"
+
+namespace crt {
+using detail::dispatch_dtype;
+using detail::usize;
+
+namespace {
+
+constexpr const char* kOp = "gru_cell";
+
+// C = op(A) op(B) + beta C on contiguous row-major buffers, split over fixed output tiles
+// (independent of the thread count, so results are too). Counts its FLOPs.
+template <class T>
+void gemm_parallel(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
+                   std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
+                   std::int64_t ldc) {
+  count_flops(2 * m * n * k);
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // empty product: C = beta C
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j)
+        c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+    return;
+  }
+  constexpr std::int64_t kTileM = 64, kTileN = 256;
+  const bool small = 2 * m * n * k < (1 << 18);
+  const std::int64_t tile_m = small ? m : kTileM, tile_n = small ? n : kTileN;
+  const std::int64_t tiles_m = (m + tile_m - 1) / tile_m, tiles_n = (n + tile_n - 1) / tile_n;
+  parallel_for(0, tiles_m * tiles_n, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t t = lo; t < hi; ++t) {
+      const std::int64_t i0 = (t / tiles_n) * tile_m, j0 = (t % tiles_n) * tile_n;
+      const std::int64_t mi = std::min(tile_m, m - i0), nj = std::min(tile_n, n - j0);
+      const T* at = ta ? a + i0 : a + i0 * lda;
+      const T* bt = tb ? b + j0 * ldb : b + j0;
+      kernels::gemm(ta, tb, usize(mi), usize(nj), usize(k), T(1), at, usize(lda), bt, usize(ldb),
+                    beta, c + i0 * ldc + j0, usize(ldc));
+    }
+  });
+}
+
+// gates: [B, 3H] = in [B, K] W^T (W: [3H, K]) + bias (or no bias when undefined).
+template <class T>
+void input_product(const Tensor& in, const Tensor& w, const Tensor& bias, const Tensor& gates) {
+  const std::int64_t rows = gates.size(0), cols = gates.size(1), k = in.size(1);
+  T* gp = gates.data<T>();
+  if (bias.defined()) {
+    const T* bp = bias.data<T>();
+    for (std::int64_t r = 0; r < rows; ++r) std::copy(bp, bp + cols, gp + r * cols);
+  }
+  gemm_parallel<T>(false, true, rows, cols, k, in.data<T>(), k, w.data<T>(), k,
+                   bias.defined() ? T(1) : T(0), gp, cols);
+}
+
+void check_args(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& w_hh,
+                const Tensor& b_ih, const Tensor& b_hh) {
+  detail::require_defined(x, kOp, "input x");
+  detail::require_defined(h, kOp, "hidden state h");
+  detail::require_defined(w_ih, kOp, "weight w_ih");
+  detail::require_defined(w_hh, kOp, "weight w_hh");
+  require(x.dim() == 2, kOp, "x ", x.describe(), " should be [B, I]");
+  require(h.dim() == 2, kOp, "h ", h.describe(), " should be [B, H]");
+  const std::int64_t batch = x.size(0), in = x.size(1), hidden = h.size(1);
+  require(h.size(0) == batch, kOp, "h ", h.describe(), " should be [B, H] = [", batch, ", ",
+          hidden, "] to match x ", x.describe());
+  require(w_ih.shape() == Shape{3 * hidden, in}, kOp, "w_ih ", w_ih.describe(),
+          " should be [3H, I] = [", 3 * hidden, ", ", in, "]");
+  require(w_hh.shape() == Shape{3 * hidden, hidden}, kOp, "w_hh ", w_hh.describe(),
+          " should be [3H, H] = [", 3 * hidden, ", ", hidden, "]");
+  if (b_ih.defined())
+    require(b_ih.shape() == Shape{3 * hidden}, kOp, "b_ih ", b_ih.describe(),
+            " should be [3H] = [", 3 * hidden, "]");
+  if (b_hh.defined())
+    require(b_hh.shape() == Shape{3 * hidden}, kOp, "b_hh ", b_hh.describe(),
+            " should be [3H] = [", 3 * hidden, "]");
+  for (const Tensor* t : {&h, &w_ih, &w_hh, &b_ih, &b_hh})
+    if (t->defined()) detail::require_same_dtype(x, *t, kOp);
+}
+
+// Detached, contiguous data of an input (undefined stays undefined).
+Tensor data_of(const Tensor& t) { return t.defined() ? t.detach().contiguous() : Tensor(); }
+
+}  // namespace
+
+Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& w_hh,
+                const Tensor& b_ih, const Tensor& b_hh) {
+  check_args(x, h, w_ih, w_hh, b_ih, b_hh);
+  const std::int64_t batch = x.size(0), in = x.size(1), hidden = h.size(1);
+  // x_d: [B, I], h_d: [B, H], wih_d: [3H, I], whh_d: [3H, H]
+  const Tensor x_d = data_of(x), h_d = data_of(h), wih_d = data_of(w_ih), whh_d = data_of(w_hh);
+  const Tensor gi = Tensor::empty({batch, 3 * hidden}, x.dtype());  // x W_ih^T + b_ih
+  const Tensor gh = Tensor::empty({batch, 3 * hidden}, x.dtype());  // h W_hh^T + b_hh
+  Tensor h_out = Tensor::empty({batch, hidden}, x.dtype());
+  dispatch_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    input_product<T>(x_d, wih_d, data_of(b_ih), gi);
+    input_product<T>(h_d, whh_d, data_of(b_hh), gh);
+    kernels::gru_gates_forward(gi.data<T>(), gh.data<T>(), h_d.data<T>(), h_out.data<T>(),
+                               usize(batch), usize(hidden));
+  });
+
+  if (should_record({&x, &h, &w_ih, &w_hh, &b_ih, &b_hh})) {
+    // Saved (detached): h and the gate pre-activations gi, gh always; x and the weights only
+    // when a gradient reads them (x for dW_ih, W_ih for dx, W_hh for dh).
+    const Tensor x_saved = w_ih.requires_grad() ? x_d : Tensor();
+    const Tensor wih_saved = x.requires_grad() ? wih_d : Tensor();
+    const Tensor whh_saved = h.requires_grad() ? whh_d : Tensor();
+    record_node(h_out, kOp, {x, h, w_ih, w_hh, b_ih, b_hh},
+                [=](const Tensor& grad, const NeedsGrad& needs) {
+                  const std::int64_t g3 = 3 * hidden;
+                  const Tensor g = grad.contiguous();  // [B, H]
+                  const Tensor d_gi = Tensor::empty({batch, g3}, g.dtype());
+                  const Tensor d_gh = Tensor::empty({batch, g3}, g.dtype());
+                  Tensor dh = Tensor::empty({batch, hidden}, g.dtype());
+                  Tensor dx, dw_ih, dw_hh, db_ih, db_hh;
+                  dispatch_dtype(g.dtype(), [&](auto tag) {
+                    using T = decltype(tag);
+                    kernels::gru_gates_backward(gi.data<T>(), gh.data<T>(), h_d.data<T>(),
+                                                g.data<T>(), d_gi.data<T>(), d_gh.data<T>(),
+                                                dh.data<T>(), usize(batch), usize(hidden));
+                    if (needs[0]) {  // dx = d_gi W_ih
+                      dx = Tensor::empty({batch, in}, g.dtype());
+                      gemm_parallel<T>(false, false, batch, in, g3, d_gi.data<T>(), g3,
+                                       wih_saved.data<T>(), in, T(0), dx.data<T>(), in);
+                    }
+                    if (needs[1])  // dh = z * dh' + d_gh W_hh
+                      gemm_parallel<T>(false, false, batch, hidden, g3, d_gh.data<T>(), g3,
+                                       whh_saved.data<T>(), hidden, T(1), dh.data<T>(), hidden);
+                    if (needs[2]) {  // dW_ih = d_gi^T x
+                      dw_ih = Tensor::empty({g3, in}, g.dtype());
+                      gemm_parallel<T>(true, false, g3, in, batch, d_gi.data<T>(), g3,
+                                       x_saved.data<T>(), in, T(0), dw_ih.data<T>(), in);
+                    }
+                    if (needs[3]) {  // dW_hh = d_gh^T h
+                      dw_hh = Tensor::empty({g3, hidden}, g.dtype());
+                      gemm_parallel<T>(true, false, g3, hidden, batch, d_gh.data<T>(), g3,
+                                       h_d.data<T>(), hidden, T(0), dw_hh.data<T>(), hidden);
+                    }
+                    if (needs[4]) {
+                      db_ih = Tensor::empty({g3}, g.dtype());
+                      kernels::sum_cols(d_gi.data<T>(), db_ih.data<T>(), usize(batch), usize(g3),
+                                        false);
+                    }
+                    if (needs[5]) {
+                      db_hh = Tensor::empty({g3}, g.dtype());
+                      kernels::sum_cols(d_gh.data<T>(), db_hh.data<T>(), usize(batch), usize(g3),
+                                        false);
+                    }
+                  });
+                  return std::vector<Tensor>{dx, needs[1] ? dh : Tensor(), dw_ih, dw_hh, db_ih,
+                                             db_hh};
+                });
+  }
+  return h_out;
+}
+
+}  // namespace crt
