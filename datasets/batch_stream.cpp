@@ -61,4 +61,11 @@ Segment BatchStream::next(int seg_len) {
     return segment;
 }
 
+void BatchStream::seek(std::size_t position) {
+    if (position >= column_length_)
+        throw std::out_of_range("BatchStream::seek: position " + std::to_string(position) +
+                                " is past the column length " + std::to_string(column_length_));
+    position_ = position;
+}
+
 }  // namespace crt::data

@@ -33,6 +33,8 @@ public:
 
     bool done() const { return position_ + 1 >= column_length_; }
     void reset() { position_ = 0; }
+    // Continues from a saved position() (checkpoint resume). Throws std::out_of_range past the end.
+    void seek(std::size_t position);
 
     // How many segments a full pass makes with a fixed seg_len: ceil((L - 1) / seg_len).
     std::size_t num_segments(int seg_len) const;

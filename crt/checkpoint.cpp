@@ -1,0 +1,77 @@
+// Model checkpoints (see checkpoint.hpp).
+#include "crt/checkpoint.hpp"
+
+#include <set>
+
+#include "engine/autograd.hpp"
+#include "engine/error.hpp"
+
+namespace crt::model {
+
+namespace {
+constexpr const char* kOp = "checkpoint";
+
+NamedTensors model_tensors(const LanguageModel& model) {
+  NamedTensors out;
+  for (const auto& [name, t] : model.parameters()) out.emplace_back("param." + name, t);
+  for (const auto& [name, t] : model.buffers()) out.emplace_back("buffer." + name, t);
+  return out;
+}
+}  // namespace
+
+void save_checkpoint(const std::string& path, const LanguageModel& model, const NamedTensors& extra,
+                     const std::map<std::string, std::string>& extra_metadata) {
+  NamedTensors all = model_tensors(model);
+  all.insert(all.end(), extra.begin(), extra.end());
+  std::map<std::string, std::string> meta = model.config().to_metadata();
+  meta["format"] = kCheckpointFormat;
+  for (const auto& [k, v] : extra_metadata) meta[k] = v;
+  save_safetensors(path, all, meta);
+}
+
+SafetensorsFile read_checkpoint(const std::string& path) {
+  SafetensorsFile file = load_safetensors(path);
+  auto it = file.metadata.find("format");
+  require(it != file.metadata.end() && it->second == kCheckpointFormat, kOp, "'", path,
+          "' is a safetensors file but not a crt checkpoint (metadata 'format' is ",
+          it == file.metadata.end() ? std::string("missing") : "'" + it->second + "'", ")");
+  return file;
+}
+
+ModelConfig checkpoint_config(const SafetensorsFile& file) {
+  try {
+    return ModelConfig::from_metadata(file.metadata);
+  } catch (const Error& e) {
+    throw Error(format_error(kOp, "'", file.path, "': bad model configuration: ", e.what()));
+  }
+}
+
+void assign_tensor(Tensor& dst, const Tensor& src, const std::string& name, const std::string& path) {
+  require(dst.shape() == src.shape(), kOp, "'", path, "': tensor '", name, "' has shape ",
+          src.shape(), " but the model expects ", dst.shape());
+  NoGradGuard no_grad;
+  dst.copy_(src);
+}
+
+void load_model_tensors(const SafetensorsFile& file, LanguageModel& model) {
+  const ModelConfig stored = checkpoint_config(file);
+  require(stored == model.config(), kOp, "'", file.path, "' holds a model of another configuration\n  file:  ",
+          stored.summary(), "\n  model: ", model.config().summary());
+  NamedTensors live = model_tensors(model);
+  std::set<std::string> expected;
+  for (const auto& [name, t] : live) {
+    require(file.contains(name), kOp, "'", file.path, "' lacks tensor '", name, "'");
+    const Tensor& src = file.get(name);
+    require(src.shape() == t.shape(), kOp, "'", file.path, "': tensor '", name, "' has shape ",
+            src.shape(), " but the model expects ", t.shape());
+    expected.insert(name);
+  }
+  for (const auto& [name, t] : file.tensors) {
+    const bool model_part = name.rfind("param.", 0) == 0 || name.rfind("buffer.", 0) == 0;
+    require(!model_part || expected.count(name), kOp, "'", file.path, "' has tensor '", name,
+            "' that this model does not have");
+  }
+  for (auto& [name, t] : live) assign_tensor(t, file.get(name), name, file.path);
+}
+
+}  // namespace crt::model

@@ -1,0 +1,86 @@
+// The segment-level language model shared by the three kinds the paper compares:
+//   CRT (Mucllari et al. 2025, paper.md §2): a memory vector prepended as position 0, a
+//     memory GRU/NCGRU reading the segment's final-layer outputs token by token, and a
+//     position GRU/NCGRU over the embeddings in place of positional encoding;
+//   a segment-limited Transformer (absolute positions, no memory);
+//   Transformer-XL (Dai et al. 2019): cached hidden states of the previous segment as extra
+//     keys/values and relative positions with the u and v biases.
+// What a stream carries between segments lives in StreamState, so any number of independent
+// streams can share one model.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "crt/config.hpp"
+#include "crt/layers.hpp"
+#include "crt/output_layer.hpp"
+
+namespace crt::model {
+
+// Per-stream state carried from one segment to the next.
+struct StreamState {
+  std::int64_t batch = 0;
+  Tensor memory;               // CRT: [B, d]
+  Tensor position_state;       // CRT with pos_rnn_carry: [B, d]
+  std::vector<Tensor> cache;   // Transformer-XL: per layer, [B, <= mem_len, d]
+  // Cuts the autograd graph (truncated BPTT); O(1) per tensor.
+  void detach();
+  // Named tensors for checkpoints ("state.memory", "state.cache.3", ...).
+  NamedTensors named() const;
+  // Bytes held (the per-stream memory the model carries between segments).
+  std::int64_t bytes() const;
+};
+
+class LanguageModel {
+ public:
+  // dtype f64 exists for gradient checks of whole models; f32 is the working type.
+  explicit LanguageModel(const ModelConfig& config, std::uint64_t seed = 1111,
+                         DType dtype = DType::f32);
+  DType dtype() const { return embedding_.dtype(); }
+
+  const ModelConfig& config() const { return config_; }
+  StreamState initial_state(std::int64_t batch) const;
+
+  // ids: [B, T] row-major (T <= seg_len for CRT's memory semantics; any T for the others).
+  // Returns the final hidden states [B, T, d] and advances `state` past this segment
+  // (memory or cache updated; the graph through them is kept until state.detach()).
+  Tensor forward(const std::vector<std::int32_t>& ids, std::int64_t batch, StreamState& state,
+                 const ForwardContext& ctx) const;
+  // hidden: [B, T, d]; targets: B*T ids -> mean negative log-likelihood
+  Tensor loss(const Tensor& hidden, const std::vector<std::int32_t>& targets) const;
+  // hidden: [B, T, d] -> log-probabilities [B, T, V]
+  Tensor log_probs(const Tensor& hidden) const;
+
+  // Trainable parameters (each tensor once; a tied weight appears under the embedding).
+  const NamedTensors& parameters() const { return parameters_; }
+  // Non-trainable state that checkpoints must carry (NCGRU matrices and their optimiser).
+  NamedTensors buffers() const;
+  std::int64_t parameter_count() const;
+  // Hooks around an optimiser step (the NCGRU's orthogonal update).
+  void before_step();
+  void after_step(double lr);
+  Generator& dropout_generator() const { return dropout_gen_; }
+  // Orthogonality error of the NCGRU matrices (0 without NCGRU).
+  double orthogonality_error() const;
+
+ private:
+  Tensor embed(const std::vector<std::int32_t>& ids, std::int64_t batch, std::int64_t t,
+               StreamState& state, const ForwardContext& ctx) const;
+
+  ModelConfig config_;
+  Tensor embedding_;        // [V, d]
+  Tensor position_table_;   // sinusoidal [max, d] (not trained) or learned [seg_len, d]
+  std::vector<TransformerBlock> blocks_;
+  RelativeBiases rel_biases_;
+  std::unique_ptr<RecurrentCell> position_rnn_;
+  std::unique_ptr<RecurrentCell> memory_rnn_;
+  OutputLayer output_;
+  NamedTensors parameters_;
+  mutable Generator dropout_gen_;
+};
+
+std::unique_ptr<RecurrentCell> make_cell(const ModelConfig& config, Generator& gen);
+
+}  // namespace crt::model

@@ -1,0 +1,300 @@
+// Model-level invariants of the three language models: parameter counts against the paper's
+// arithmetic, causality, memory/cache dependence, BPTT gradients through two CRT segments,
+// adaptive softmax, checkpoint refusal, and bit-exact resume.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "crt/checkpoint.hpp"
+#include "crt/model.hpp"
+#include "crt/trainer.hpp"
+#include "engine/autograd.hpp"
+#include "engine/error.hpp"
+#include "tests/gradcheck.hpp"
+
+using namespace crt;
+using namespace crt::model;
+
+namespace {
+
+ModelConfig tiny(ModelKind kind, std::int64_t vocab = 23) {
+  ModelConfig c = preset(kind, 2, 16, 2, 24, vocab);
+  c.seg_len = 5;
+  c.mem_len = 5;
+  c.dropout = 0.0;
+  c.emb_dropout = 0.0;
+  return c;
+}
+
+std::vector<std::int32_t> tokens(std::int64_t n, std::int64_t vocab, std::uint64_t seed) {
+  Generator g(seed);
+  std::vector<std::int32_t> t(static_cast<std::size_t>(n));
+  for (auto& v : t) v = std::int32_t(g.next_u64() % std::uint64_t(vocab));
+  return t;
+}
+
+// Runs segments through a fresh stream and returns the hidden states of each, as vectors.
+std::vector<std::vector<double>> run_segments(const LanguageModel& m,
+                                              const std::vector<std::vector<std::int32_t>>& segs) {
+  NoGradGuard ng;
+  StreamState s = m.initial_state(1);
+  std::vector<std::vector<double>> out;
+  for (const auto& ids : segs) out.push_back(m.forward(ids, 1, s, {}).to_vector());
+  return out;
+}
+
+// Moves every parameter off its initial value (zero biases and the zero initial memory put
+// ReLU and LayerNorm at exact kinks, where finite differences are meaningless).
+std::vector<Tensor> perturbed_parameters(const LanguageModel& m, const std::string& skip_prefix = "~") {
+  Generator g(77);
+  std::vector<Tensor> out;
+  NoGradGuard ng;
+  for (const auto& [name, p] : m.parameters()) {
+    Tensor noisy = add(p, uniform(p.shape(), -0.1, 0.1, g, p.dtype()));
+    Tensor live = p;
+    live.copy_(noisy);
+    if (name.rfind(skip_prefix, 0) != 0) out.push_back(p);
+  }
+  return out;
+}
+
+std::vector<ModelConfig> all_kinds() {
+  ModelConfig nc = tiny(ModelKind::crt);
+  nc.rnn_cell = RnnCell::ncgru;
+  ModelConfig learned = tiny(ModelKind::transformer);
+  learned.position = PositionEncoding::learned;
+  ModelConfig pre = tiny(ModelKind::transformer_xl);
+  pre.pre_ln = true;
+  return {tiny(ModelKind::transformer), learned, tiny(ModelKind::transformer_xl), pre,
+          tiny(ModelKind::crt), nc};
+}
+
+}  // namespace
+
+TEST_CASE("parameter counts match the paper's arithmetic (WikiText-103 base, paper.md 2.1)") {
+  // Transformer-XL base: 151,107,538 (the RMT logs' count for TXL base with vocab 267,735).
+  // CRT-GRU: drop r_net (16 x 410^2) and the u/v biases (820), add two GRU(410, 410)
+  // (2 x 1,011,060): 150,439,238.
+  const LanguageModel xl(wt103_base(ModelKind::transformer_xl));
+  CHECK(xl.parameter_count() == 151107538);
+  const LanguageModel crt(wt103_base(ModelKind::crt));
+  CHECK(crt.parameter_count() == 150439238);
+  // The absolute-position Transformer has no position parameters at all.
+  const LanguageModel tr(wt103_base(ModelKind::transformer));
+  CHECK(tr.parameter_count() == 151107538 - 16 * 410 * 410 - 820);
+}
+
+TEST_CASE("causality: changing token t never changes outputs before t (all models)") {
+  for (const ModelConfig& c : all_kinds()) {
+    CAPTURE(c.summary());
+    const LanguageModel m(c, 7);
+    std::vector<std::int32_t> first = tokens(5, c.vocab_size, 1), second = tokens(5, c.vocab_size, 2);
+    auto base = run_segments(m, {first, second});
+    for (std::int64_t t = 0; t < 5; ++t) {
+      auto changed = second;
+      changed[std::size_t(t)] = (changed[std::size_t(t)] + 1) % std::int32_t(c.vocab_size);
+      auto out = run_segments(m, {first, changed});
+      CHECK(out[0] == base[0]);
+      const std::size_t d = std::size_t(c.d_model);
+      for (std::size_t pos = 0; pos < 5; ++pos) {
+        const bool same = std::equal(out[1].begin() + long(pos * d), out[1].begin() + long((pos + 1) * d),
+                                     base[1].begin() + long(pos * d));
+        if (pos < std::size_t(t)) CHECK(same);
+        if (pos == std::size_t(t)) CHECK_FALSE(same);
+      }
+    }
+  }
+}
+
+TEST_CASE("memory: segment 1 changes segment 2's outputs only through the memory or cache") {
+  const std::vector<std::int32_t> a = tokens(5, 23, 3), b = tokens(5, 23, 4), next = tokens(5, 23, 5);
+  auto differs = [&](const ModelConfig& c) {
+    const LanguageModel m(c, 11);
+    return run_segments(m, {a, next})[1] != run_segments(m, {b, next})[1];
+  };
+  ModelConfig crt = tiny(ModelKind::crt);
+  CHECK(differs(crt));
+  crt.memory = MemoryKind::none;
+  CHECK_FALSE(differs(crt));
+  ModelConfig nc = tiny(ModelKind::crt);
+  nc.rnn_cell = RnnCell::ncgru;
+  CHECK(differs(nc));
+  CHECK(differs(tiny(ModelKind::transformer_xl)));
+  CHECK_FALSE(differs(tiny(ModelKind::transformer)));
+  // The XL cache reaches back mem_len tokens only: with mem_len 5 and 5-token segments,
+  // segment 1 cannot influence segment 3 directly... but it can through segment 2's cache
+  // of its own layer inputs, which depended on segment 1. So XL differs too.
+  ModelConfig xl = tiny(ModelKind::transformer_xl);
+  const LanguageModel m(xl, 11);
+  CHECK(run_segments(m, {a, next, next})[2] != run_segments(m, {b, next, next})[2]);
+}
+
+TEST_CASE("CRT without memory and position RNN off equals a plain segment Transformer") {
+  // Table 8's ablation switches: memory off + sinusoidal positions gives the Transformer baseline.
+  ModelConfig c = tiny(ModelKind::crt);
+  c.memory = MemoryKind::none;
+  c.position = PositionEncoding::sinusoidal;
+  ModelConfig t = tiny(ModelKind::transformer);
+  t.kind = ModelKind::crt;  // same switches, same seed -> same parameters
+  CHECK(c == t);
+  const LanguageModel a(c, 5), b(t, 5);
+  const auto ids = tokens(5, 23, 9);
+  CHECK(run_segments(a, {ids}) == run_segments(b, {ids}));
+}
+
+TEST_CASE("gradient check through two segments of BPTT (CRT, GRU and NCGRU, in double)") {
+  for (RnnCell cell : {RnnCell::gru, RnnCell::ncgru}) {
+    ModelConfig c = tiny(ModelKind::crt, 11);
+    c.rnn_cell = cell;
+    c.n_layer = 1;
+    c.d_model = 8;
+    c.d_head = 4;
+    c.d_inner = 12;
+    c.seg_len = 3;
+    CAPTURE(to_string(cell));
+    LanguageModel m(c, 3, DType::f64);
+    const auto s1 = tokens(3, 11, 1), s2 = tokens(3, 11, 2), t2 = tokens(3, 11, 3);
+    // Loss on segment 2 only: its gradient w.r.t. parameters that segment 1 used flows back
+    // through the memory carried from segment 1.
+    const std::vector<Tensor> params = perturbed_parameters(m);
+    auto f = [&](const std::vector<Tensor>&) {
+      StreamState s = m.initial_state(1);
+      (void)m.forward(s1, 1, s, {});
+      return m.loss(m.forward(s2, 1, s, {}), t2);
+    };
+    testing::GradCheckOptions opt;
+    opt.max_elements_per_input = 12;
+    CHECK(testing::gradcheck(f, params, opt) <= 1.0);
+    // And the memory really carries gradient: d loss / d (memory after segment 1) is nonzero.
+    StreamState s = m.initial_state(1);
+    (void)m.forward(s1, 1, s, {});
+    Tensor mem = s.memory.detach();
+    mem.set_requires_grad(true);
+    s.memory = mem;
+    m.loss(m.forward(s2, 1, s, {}), t2).backward();
+    double norm = 0;
+    for (double v : mem.grad().to_vector()) norm += v * v;
+    CHECK(norm > 0);
+  }
+}
+
+TEST_CASE("adaptive softmax: normalised log-probabilities and loss equal to their NLL") {
+  ModelConfig c = tiny(ModelKind::crt, 40);
+  c.adaptive_cutoffs = {10, 25};
+  LanguageModel m(c, 2, DType::f64);
+  // One segment: the memory RNN's output is not used yet, so its parameters get no gradient.
+  const std::vector<Tensor> params = perturbed_parameters(m, "memory_rnn");
+  StreamState s = m.initial_state(2);
+  const auto ids = tokens(10, 40, 4), targets = tokens(10, 40, 5);
+  const Tensor h = m.forward(ids, 2, s, {});
+  const Tensor lp = m.log_probs(h);  // [2, 5, 40]
+  double nll = 0;
+  for (std::int64_t b = 0; b < 2; ++b)
+    for (std::int64_t t = 0; t < 5; ++t) {
+      double total = 0;
+      for (std::int64_t v = 0; v < 40; ++v) total += std::exp(lp.at({b, t, v}));
+      CHECK(total == doctest::Approx(1.0).epsilon(1e-12));
+      nll -= lp.at({b, t, targets[std::size_t(b * 5 + t)]});
+    }
+  CHECK(m.loss(h, targets).item() == doctest::Approx(nll / 10).epsilon(1e-12));
+  testing::GradCheckOptions opt;
+  opt.max_elements_per_input = 10;
+  CHECK(testing::gradcheck([&](const auto&) {
+          StreamState st = m.initial_state(2);
+          return m.loss(m.forward(ids, 2, st, {}), targets);
+        }, params, opt) <= 1.0);
+}
+
+TEST_CASE("checkpoints: round trip, and refusal of other configurations and corrupt files") {
+  const auto dir = std::filesystem::temp_directory_path() / "crt_test_models";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "m.safetensors").string();
+  ModelConfig c = tiny(ModelKind::crt);
+  c.rnn_cell = RnnCell::ncgru;
+  LanguageModel a(c, 1), b(c, 2);
+  save_checkpoint(path, a);
+  const SafetensorsFile f = read_checkpoint(path);
+  CHECK(checkpoint_config(f) == c);
+  load_model_tensors(f, b);
+  const auto ids = tokens(5, 23, 1);
+  CHECK(run_segments(a, {ids, ids}) == run_segments(b, {ids, ids}));
+
+  ModelConfig other = c;
+  other.d_inner = 32;
+  LanguageModel o(other, 1);
+  try {
+    load_model_tensors(f, o);
+    FAIL("expected a configuration mismatch");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("another configuration") != std::string::npos);
+  }
+  // Truncated file.
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream out((dir / "cut.safetensors").string(), std::ios::binary);
+    out.write(bytes.data(), std::streamsize(bytes.size() / 2));
+  }
+  CHECK_THROWS_AS(read_checkpoint((dir / "cut.safetensors").string()), Error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("resume is exact: N steps == N/2, save, load, N/2 more (bit for bit)") {
+  for (ModelKind kind : {ModelKind::crt, ModelKind::transformer_xl}) {
+    ModelConfig c = tiny(kind);
+    if (kind == ModelKind::crt) c.rnn_cell = RnnCell::ncgru;
+    c.dropout = 0.1;  // dropout draws must resume too
+    c.emb_dropout = 0.1;
+    CAPTURE(c.summary());
+    TrainOptions o;
+    o.steps = 6;
+    o.batch = 2;
+    o.bptt_segments = 2;
+    o.lr = 1e-2;
+    o.warmup = 2;
+    const auto data = tokens(400, 23, 8);
+    const std::string path = (std::filesystem::temp_directory_path() / "crt_resume.safetensors").string();
+
+    LanguageModel straight(c, 4);
+    Trainer t1(straight, data, o);
+    for (int i = 0; i < 6; ++i) t1.step();
+
+    LanguageModel first(c, 4);
+    Trainer t2(first, data, o);
+    for (int i = 0; i < 3; ++i) t2.step();
+    t2.save(path);
+    LanguageModel resumed(c, 99);  // different init: everything must come from the file
+    Trainer t3(resumed, data, o);
+    t3.load(path);
+    CHECK(t3.steps_done() == 3);
+    for (int i = 0; i < 3; ++i) t3.step();
+    for (std::size_t i = 0; i < straight.parameters().size(); ++i) {
+      CAPTURE(straight.parameters()[i].first);
+      CHECK(straight.parameters()[i].second.to_vector() == resumed.parameters()[i].second.to_vector());
+    }
+    // A run with another training setup refuses the checkpoint.
+    TrainOptions o2 = o;
+    o2.batch = 3;
+    LanguageModel again(c, 4);
+    Trainer t4(again, data, o2);
+    CHECK_THROWS_WITH_AS(t4.load(path), doctest::Contains("train.batch"), Error);
+    std::filesystem::remove(path);
+  }
+}
+
+TEST_CASE("bad model input gives clear errors") {
+  const LanguageModel m(tiny(ModelKind::crt), 1);
+  StreamState s = m.initial_state(1);
+  CHECK_THROWS_WITH_AS(m.forward({1, 2, 99}, 1, s, {}), doctest::Contains("token id 99"), Error);
+  CHECK_THROWS_WITH_AS(m.forward({1, 2, 3}, 2, s, {}), doctest::Contains("batch 2"), Error);
+  ModelConfig bad = tiny(ModelKind::transformer_xl);
+  bad.position = PositionEncoding::sinusoidal;
+  CHECK_THROWS_WITH_AS(LanguageModel(bad, 1), doctest::Contains("relative"), Error);
+  bad = tiny(ModelKind::crt);
+  bad.adaptive_cutoffs = {10, 5};
+  CHECK_THROWS_WITH_AS(LanguageModel(bad, 1), doctest::Contains("cutoffs"), Error);
+  CHECK_THROWS_WITH_AS(parse_model_kind("gpt"), doctest::Contains("unknown model kind 'gpt'"), Error);
+}
