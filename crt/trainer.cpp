@@ -124,6 +124,7 @@ void Trainer::save(const std::string& path) const {
   for (const auto& [name, t] : optimizer_->state()) extra.emplace_back("optim." + name, t);
   for (const auto& [name, t] : state_.named()) extra.emplace_back(name, t);
   std::map<std::string, std::string> meta = options_.to_metadata();
+  for (const auto& [k, v] : metadata_) meta[k] = v;
   meta["trainer.step"] = std::to_string(optimizer_->step_count());
   meta["trainer.stream_position"] = std::to_string(stream_.position());
   meta["trainer.dropout_seed"] = std::to_string(model_.dropout_generator().seed());

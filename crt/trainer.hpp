@@ -53,6 +53,8 @@ class Trainer {
   void save(const std::string& path) const;
   // Refuses a checkpoint of another model configuration or training setup.
   void load(const std::string& path);
+  // Extra metadata written into every checkpoint this trainer saves (e.g. the corpus name).
+  void set_metadata(std::map<std::string, std::string> metadata) { metadata_ = std::move(metadata); }
 
  private:
   LanguageModel& model_;
@@ -63,6 +65,7 @@ class Trainer {
   WarmupCosineLR schedule_;
   std::vector<Tensor> params_;
   data::Segment segment_;
+  std::map<std::string, std::string> metadata_;
 };
 
 struct EvalResult {

@@ -1,0 +1,150 @@
+// The public API (see api.hpp).
+#include "crt/api.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "crt/checkpoint.hpp"
+#include "engine/autograd.hpp"
+#include "engine/error.hpp"
+#include "engine/parallel.hpp"
+#include "kernels/kernels.hpp"
+
+#ifndef CRT_VERSION
+#define CRT_VERSION "unknown"
+#endif
+
+namespace crt {
+
+const char* version() { return CRT_VERSION; }
+const char* active_isa() { return kernels::active_isa(); }
+int thread_count() { return num_threads(); }
+void set_thread_count(int n) { set_num_threads(n); }
+
+Model::Model(std::shared_ptr<model::LanguageModel> m, std::map<std::string, std::string> meta)
+    : model_(std::move(m)),
+      metadata_(std::make_shared<std::map<std::string, std::string>>(std::move(meta))) {}
+
+Model Model::create(const model::ModelConfig& config, std::uint64_t seed) {
+  return Model(std::make_shared<model::LanguageModel>(config, seed), {});
+}
+
+Model Model::load(const std::string& path) {
+  const SafetensorsFile file = model::read_checkpoint(path);
+  auto m = std::make_shared<model::LanguageModel>(model::checkpoint_config(file));
+  model::load_model_tensors(file, *m);
+  return Model(std::move(m), file.metadata);
+}
+
+void Model::save(const std::string& path, const std::map<std::string, std::string>& metadata) const {
+  model::save_checkpoint(path, *model_, {}, metadata);
+}
+
+Stream Model::open_stream() const { return Stream(model_); }
+
+std::unique_ptr<model::Trainer> Model::trainer(std::vector<std::int32_t> tokens,
+                                               const model::TrainOptions& options) {
+  return std::make_unique<model::Trainer>(*model_, std::move(tokens), options);
+}
+
+model::EvalResult Model::evaluate(const std::vector<std::int32_t>& tokens, std::int64_t batch) const {
+  return model::evaluate(*model_, tokens, batch);
+}
+
+// ---- Stream ----------------------------------------------------------------------------
+
+Stream::Stream(std::shared_ptr<const model::LanguageModel> m)
+    : model_(std::move(m)), state_(model_->initial_state(1)) {}
+
+namespace {
+// Log-probabilities of the token after the last position of `hidden` [1, T, d].
+std::vector<float> last_log_probs(const model::LanguageModel& m, const Tensor& hidden) {
+  const Tensor last = hidden.narrow(1, hidden.size(1) - 1, 1);
+  return m.log_probs(last).to_float_vector();
+}
+}  // namespace
+
+void Stream::predict_pending() {
+  // Runs the incomplete segment on a copy of the state, so the memory does not advance.
+  model::StreamState scratch = state_;
+  const Tensor hidden = model_->forward(pending_, 1, scratch, {});
+  next_log_probs_ = last_log_probs(*model_, hidden);
+}
+
+std::vector<float> Stream::feed(std::span<const std::int32_t> tokens) {
+  require(!tokens.empty(), "Stream::feed", "no tokens given");
+  const std::int64_t vocab = model_->config().vocab_size;
+  for (std::size_t i = 0; i < tokens.size(); ++i)
+    require(tokens[i] >= 0 && tokens[i] < vocab, "Stream::feed", "token ", tokens[i],
+            " at position ", i, " is outside the vocabulary [0, ", vocab, ")");
+  NoGradGuard no_grad;
+  const auto seg_len = std::size_t(model_->config().seg_len);
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    pending_.push_back(tokens[i]);
+    ++seen_;
+    if (pending_.size() == seg_len) {  // segment complete: advance memory / cache
+      const Tensor hidden = model_->forward(pending_, 1, state_, {});
+      state_.detach();
+      if (i + 1 == tokens.size()) next_log_probs_ = last_log_probs(*model_, hidden);
+      pending_.clear();
+    }
+  }
+  if (!pending_.empty()) predict_pending();
+  return next_log_probs_;
+}
+
+std::int32_t Stream::sample(Generator& gen, double temperature, int top_k) {
+  require(!next_log_probs_.empty(), "Stream::sample", "feed at least one token first");
+  require(temperature > 0 && std::isfinite(temperature), "Stream::sample",
+          "temperature must be positive, got ", temperature);
+  require(top_k >= 0, "Stream::sample", "top_k must be >= 0, got ", top_k);
+  const std::vector<float>& lp = next_log_probs_;
+  std::vector<std::int32_t> order(lp.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::size_t keep = lp.size();
+  if (top_k > 0 && std::size_t(top_k) < lp.size()) {
+    keep = std::size_t(top_k);
+    std::partial_sort(order.begin(), order.begin() + long(keep), order.end(),
+                      [&](std::int32_t a, std::int32_t b) { return lp[std::size_t(a)] > lp[std::size_t(b)]; });
+  }
+  double top = -INFINITY;
+  for (std::size_t i = 0; i < keep; ++i) top = std::max(top, double(lp[std::size_t(order[i])]));
+  std::vector<double> weight(keep);
+  double total = 0;
+  for (std::size_t i = 0; i < keep; ++i)
+    total += weight[i] = std::exp((double(lp[std::size_t(order[i])]) - top) / temperature);
+  double u = gen.uniform() * total;
+  std::size_t pick = keep - 1;
+  for (std::size_t i = 0; i < keep; ++i) {
+    if (u < weight[i]) {
+      pick = i;
+      break;
+    }
+    u -= weight[i];
+  }
+  const std::int32_t token = order[pick];
+  feed({token});
+  return token;
+}
+
+std::vector<std::int32_t> Stream::generate(std::size_t count, Generator& gen, double temperature,
+                                           int top_k) {
+  std::vector<std::int32_t> out;
+  out.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) out.push_back(sample(gen, temperature, top_k));
+  return out;
+}
+
+void Stream::reset() {
+  state_ = model_->initial_state(1);
+  pending_.clear();
+  next_log_probs_.clear();
+  seen_ = 0;
+}
+
+std::int64_t Stream::state_bytes() const {
+  return state_.bytes() + std::int64_t(pending_.size() * sizeof(std::int32_t));
+}
+
+}  // namespace crt

@@ -1,0 +1,517 @@
+// The `crt` command-line tool: train, eval, generate and info, written on the public API
+// (crt/api.hpp). Bad arguments print a usage error and exit with status 2.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "crt/api.hpp"
+#include "datasets/corpus.hpp"
+#include "engine/error.hpp"
+
+namespace {
+
+using crt::model::ModelConfig;
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// ---- a small option parser -------------------------------------------------------------
+
+struct OptionSpec {
+  std::string name;  // without leading dashes
+  std::string value_name;  // empty: a flag
+  std::string help;
+  std::string default_value;
+};
+
+class Args {
+ public:
+  Args(std::string command, std::string summary, std::vector<OptionSpec> specs)
+      : command_(std::move(command)), summary_(std::move(summary)), specs_(std::move(specs)) {
+    specs_.push_back({"help", "", "show this help", ""});
+  }
+
+  void parse(int argc, char** argv, int first) {
+    for (int i = first; i < argc; ++i) {
+      std::string arg = argv[i];
+      if (arg.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + arg + "'");
+      std::string name = arg.substr(2), value;
+      const auto eq = name.find('=');
+      const bool inline_value = eq != std::string::npos;
+      if (inline_value) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      }
+      const OptionSpec* spec = find(name);
+      if (!spec) throw UsageError("unknown option '--" + name + "'");
+      if (spec->value_name.empty()) {
+        if (inline_value) throw UsageError("option '--" + name + "' takes no value");
+        values_[name] = "1";
+        continue;
+      }
+      if (!inline_value) {
+        if (i + 1 >= argc) throw UsageError("option '--" + name + "' needs a value (" + spec->value_name + ")");
+        value = argv[++i];
+      }
+      values_[name] = value;
+    }
+  }
+
+  bool help() const { return has("help"); }
+  bool has(const std::string& name) const { return values_.count(name) > 0; }
+  std::string str(const std::string& name) const {
+    auto it = values_.find(name);
+    if (it != values_.end()) return it->second;
+    return find(name)->default_value;
+  }
+  std::int64_t integer(const std::string& name) const {
+    const std::string s = str(name);
+    try {
+      std::size_t used = 0;
+      const long long v = std::stoll(s, &used);
+      if (used != s.size()) throw std::invalid_argument(s);
+      return v;
+    } catch (const std::exception&) {
+      throw UsageError("option '--" + name + "' needs an integer, got '" + s + "'");
+    }
+  }
+  double real(const std::string& name) const {
+    const std::string s = str(name);
+    try {
+      std::size_t used = 0;
+      const double v = std::stod(s, &used);
+      if (used != s.size() || !std::isfinite(v)) throw std::invalid_argument(s);
+      return v;
+    } catch (const std::exception&) {
+      throw UsageError("option '--" + name + "' needs a number, got '" + s + "'");
+    }
+  }
+
+  std::string usage() const {
+    std::ostringstream os;
+    os << "usage: crt " << command_ << " [options]\n" << summary_ << "\n\noptions:\n";
+    for (const auto& s : specs_) {
+      std::string left = "  --" + s.name + (s.value_name.empty() ? "" : " " + s.value_name);
+      os << left << std::string(left.size() < 30 ? 30 - left.size() : 1, ' ') << s.help;
+      if (!s.default_value.empty()) os << " (default: " << s.default_value << ")";
+      os << "\n";
+    }
+    return os.str();
+  }
+  const std::string& command() const { return command_; }
+
+ private:
+  const OptionSpec* find(const std::string& name) const {
+    for (const auto& s : specs_)
+      if (s.name == name) return &s;
+    return nullptr;
+  }
+  std::string command_, summary_;
+  std::vector<OptionSpec> specs_;
+  std::map<std::string, std::string> values_;
+};
+
+std::string human_count(double v) {
+  char buf[32];
+  if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (v >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f", v);
+  return buf;
+}
+
+std::string human_duration(double seconds) {
+  const auto s = std::int64_t(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+  else if (s >= 60) std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+  else std::snprintf(buf, sizeof buf, "%llds", (long long)s);
+  return buf;
+}
+
+// The corpus named by --data, or else by the checkpoint's metadata, or else PTB.
+std::string corpus_name(const Args& a, const crt::Model* model) {
+  if (a.has("data")) return a.str("data");
+  if (model) {
+    auto it = model->metadata().find("data.corpus");
+    if (it != model->metadata().end()) return it->second;
+  }
+  return "ptb";
+}
+
+crt::data::Corpus load_data(const Args& a, const std::string& name) {
+  const std::filesystem::path dir = crt::data::resolve_data_dir(a.str("data-dir"));
+  const auto t0 = std::chrono::steady_clock::now();
+  crt::data::Corpus c = crt::data::load_corpus(name, dir);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cerr << "data: " << name << " from " << dir.string() << ": vocabulary " << c.vocab.size()
+            << ", train/valid/test " << c.train.size() << " / " << c.valid.size() << " / "
+            << c.test.size() << " tokens (" << std::fixed << std::setprecision(2) << secs << " s)\n";
+  std::cerr.unsetf(std::ios::fixed);
+  return c;
+}
+
+std::vector<OptionSpec> data_options() {
+  return {{"data", "NAME", "corpus: ptb, wikitext-2 or tinyshakespeare", "ptb"},
+          {"data-dir", "DIR", "data directory (else $CRT_DATA_DIR, else ../shared/datasets)", ""},
+          {"threads", "N", "worker threads (0: all cores)", "0"}};
+}
+
+void apply_threads(const Args& a) {
+  const std::int64_t n = a.integer("threads");
+  if (n < 0) throw UsageError("option '--threads' must be >= 0");
+  crt::set_thread_count(int(n));
+}
+
+// A JSON-lines or CSV metrics writer (by extension).
+class MetricsWriter {
+ public:
+  explicit MetricsWriter(const std::string& path) {
+    if (path.empty()) return;
+    if (auto parent = std::filesystem::path(path).parent_path(); !parent.empty())
+      std::filesystem::create_directories(parent);
+    out_.open(path);
+    if (!out_) throw crt::Error("crt train: cannot open metrics file '" + path + "'");
+    csv_ = std::filesystem::path(path).extension() == ".csv";
+    if (csv_) out_ << "kind,step,loss,perplexity,lr,grad_norm,tokens_per_s,elapsed_s\n";
+  }
+  void write(const char* kind, std::int64_t step, double loss, double lr, double grad_norm,
+             double tokens_per_s, double elapsed) {
+    if (!out_.is_open()) return;
+    if (csv_) {
+      out_ << kind << ',' << step << ',' << loss << ',' << std::exp(loss) << ',' << lr << ','
+           << grad_norm << ',' << tokens_per_s << ',' << elapsed << '\n';
+    } else {
+      out_ << "{\"kind\":\"" << kind << "\",\"step\":" << step << ",\"loss\":" << loss
+           << ",\"perplexity\":" << std::exp(loss) << ",\"lr\":" << lr << ",\"grad_norm\":"
+           << grad_norm << ",\"tokens_per_s\":" << tokens_per_s << ",\"elapsed_s\":" << elapsed
+           << "}\n";
+    }
+    out_.flush();
+  }
+
+ private:
+  std::ofstream out_;
+  bool csv_ = false;
+};
+
+// ---- train -----------------------------------------------------------------------------
+
+int cmd_train(int argc, char** argv) {
+  std::vector<OptionSpec> specs = data_options();
+  const std::vector<OptionSpec> more = {
+      {"model", "KIND", "crt, transformer or xl", "crt"},
+      {"cell", "CELL", "CRT recurrent cell: gru or ncgru", "gru"},
+      {"layers", "N", "Transformer layers", "3"},
+      {"d-model", "N", "model width", "256"},
+      {"heads", "N", "attention heads", "8"},
+      {"d-head", "N", "width per head (default d-model / heads)", ""},
+      {"d-inner", "N", "feed-forward width", "1024"},
+      {"seg-len", "N", "tokens per segment", "35"},
+      {"mem-len", "N", "Transformer-XL cache length (default seg-len)", ""},
+      {"position", "P", "override positions: sinusoidal, learned, relative, rnn, none", ""},
+      {"no-memory", "", "CRT ablation: no memory token (paper Table 8)", ""},
+      {"pos-rnn-residual", "", "CRT: layer input = emb + RNN(emb)", ""},
+      {"pre-ln", "", "pre-LayerNorm blocks (default post-LN as in Transformer-XL)", ""},
+      {"untied", "", "separate output weight (default tied to the embedding)", ""},
+      {"adaptive", "CUTOFFS", "adaptive softmax cutoffs, e.g. 20000,40000,200000", ""},
+      {"dropout", "P", "residual / feed-forward dropout", "0.1"},
+      {"emb-dropout", "P", "embedding dropout", "0.1"},
+      {"dropatt", "P", "attention-probability dropout", "0"},
+      {"batch", "N", "batch columns", "16"},
+      {"bptt", "K", "segments per step; gradients flow through the memory across them", "1"},
+      {"steps", "N", "optimiser steps (default: one epoch)", ""},
+      {"epochs", "E", "epochs (used when --steps is not given)", "1"},
+      {"lr", "LR", "peak learning rate (AdamW)", "0.00025"},
+      {"warmup", "N", "linear warm-up steps, then cosine decay", "0"},
+      {"min-lr", "LR", "learning rate at the end of the cosine", "0"},
+      {"weight-decay", "W", "decoupled weight decay", "0"},
+      {"clip", "C", "global gradient-norm clip (0: off)", "0.25"},
+      {"seed", "S", "initialisation and dropout seed", "1111"},
+      {"out", "PATH", "checkpoint to write", "out/model.safetensors"},
+      {"save-every", "N", "also checkpoint every N steps (0: only at the end)", "0"},
+      {"resume", "PATH", "continue exactly from a training checkpoint", ""},
+      {"metrics", "PATH", "write metrics as JSON lines (.jsonl) or CSV (.csv)", ""},
+      {"log-every", "N", "progress line every N steps", "10"},
+      {"eval-every", "N", "validation perplexity every N steps (0: only at the end)", "0"},
+      {"eval-segments", "N", "segments per periodic validation (0: all)", "0"},
+      {"eval-batch", "N", "evaluation batch columns", "10"},
+      {"no-final-eval", "", "skip the final validation and test evaluation", ""},
+  };
+  specs.insert(specs.end(), more.begin(), more.end());
+  Args a("train", "Train a CRT, Transformer or Transformer-XL language model.", specs);
+  a.parse(argc, argv, 2);
+  if (a.help()) {
+    std::cout << a.usage();
+    return 0;
+  }
+  apply_threads(a);
+  const crt::data::Corpus corpus = load_data(a, corpus_name(a, nullptr));
+
+  ModelConfig c = crt::model::preset(crt::model::parse_model_kind(a.str("model")), a.integer("layers"),
+                                     a.integer("d-model"), a.integer("heads"), a.integer("d-inner"),
+                                     std::int64_t(corpus.vocab.size()));
+  if (a.has("d-head")) c.d_head = a.integer("d-head");
+  c.seg_len = a.integer("seg-len");
+  c.mem_len = a.has("mem-len") ? a.integer("mem-len") : c.seg_len;
+  c.rnn_cell = crt::model::parse_rnn_cell(a.str("cell"));
+  if (a.has("position")) c.position = crt::model::parse_position(a.str("position"));
+  if (a.has("no-memory")) c.memory = crt::model::MemoryKind::none;
+  c.pos_rnn_residual = a.has("pos-rnn-residual");
+  c.pre_ln = a.has("pre-ln");
+  c.tie_embeddings = !a.has("untied");
+  c.dropout = a.real("dropout");
+  c.emb_dropout = a.real("emb-dropout");
+  c.dropatt = a.real("dropatt");
+  if (a.has("adaptive")) {
+    std::stringstream ss(a.str("adaptive"));
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      try {
+        c.adaptive_cutoffs.push_back(std::stoll(item));
+      } catch (const std::exception&) {
+        throw UsageError("option '--adaptive' needs comma-separated integers, got '" + a.str("adaptive") + "'");
+      }
+    }
+  }
+  c.validate();
+
+  crt::model::TrainOptions o;
+  o.batch = a.integer("batch");
+  o.bptt_segments = a.integer("bptt");
+  if (o.batch < 1 || o.bptt_segments < 1) throw UsageError("--batch and --bptt must be >= 1");
+  if (a.has("steps")) {
+    o.steps = a.integer("steps");
+  } else {
+    const std::int64_t columns = std::int64_t(corpus.train.size()) / o.batch;
+    const double segments = std::ceil(double(columns - 1) / double(c.seg_len));
+    o.steps = std::max<std::int64_t>(1, std::int64_t(a.real("epochs") * segments / double(o.bptt_segments)));
+  }
+  o.lr = a.real("lr");
+  o.warmup = a.integer("warmup");
+  o.min_lr = a.real("min-lr");
+  o.weight_decay = a.real("weight-decay");
+  o.clip = a.real("clip");
+  o.validate();
+
+  crt::Model model = crt::Model::create(c, std::uint64_t(a.integer("seed")));
+  std::cerr << "model: " << c.summary() << "\n"
+            << "parameters: " << model.parameter_count() << " ("
+            << human_count(double(model.parameter_count())) << ")\n"
+            << "training: " << o.steps << " steps of " << o.batch << " x " << c.seg_len << " x "
+            << o.bptt_segments << " tokens, AdamW lr " << o.lr << ", warm-up " << o.warmup
+            << " then cosine, clip " << o.clip << ", " << crt::thread_count() << " threads, "
+            << crt::active_isa() << "\n";
+  std::unique_ptr<crt::model::Trainer> trainer = model.trainer(corpus.train, o);
+  if (a.has("resume")) {
+    trainer->load(a.str("resume"));
+    std::cerr << "resumed from " << a.str("resume") << " at step " << trainer->steps_done() << "\n";
+  }
+  MetricsWriter metrics(a.str("metrics"));
+  const std::string out = a.str("out");
+  if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty())
+    std::filesystem::create_directories(parent);
+  // The corpus name travels with the checkpoint, so eval and generate find the vocabulary.
+  trainer->set_metadata({{"data.corpus", corpus_name(a, nullptr)}});
+
+  const std::int64_t log_every = std::max<std::int64_t>(1, a.integer("log-every"));
+  const std::int64_t eval_every = a.integer("eval-every"), save_every = a.integer("save-every");
+  const auto start = std::chrono::steady_clock::now();
+  double window_loss = 0, window_tokens = 0, window_secs = 0;
+  std::int64_t window_steps = 0, done_here = 0;
+  const std::int64_t first = trainer->steps_done();
+  while (trainer->steps_done() < o.steps) {
+    const crt::model::StepStats s = trainer->step();
+    ++done_here;
+    window_loss += s.loss;
+    window_tokens += double(s.tokens);
+    window_secs += s.seconds;
+    ++window_steps;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    metrics.write("train", s.step, s.loss, s.lr, s.grad_norm, double(s.tokens) / s.seconds, elapsed);
+    if (s.step % log_every == 0 || s.step == o.steps) {
+      const double mean = window_loss / double(window_steps);
+      const double eta = elapsed / double(done_here) * double(o.steps - s.step);
+      std::fprintf(stderr, "step %lld/%lld | loss %.4f | ppl %.2f | lr %.3g | grad %.3f | %s tok/s | eta %s\n",
+                   (long long)s.step, (long long)o.steps, mean, std::exp(mean), s.lr, s.grad_norm,
+                   human_count(window_tokens / window_secs).c_str(), human_duration(eta).c_str());
+      window_loss = window_tokens = window_secs = 0;
+      window_steps = 0;
+    }
+    if (eval_every > 0 && s.step % eval_every == 0 && s.step < o.steps) {
+      const auto r = crt::model::evaluate(model.language_model(), corpus.valid, a.integer("eval-batch"),
+                                          a.integer("eval-segments"));
+      std::fprintf(stderr, "  valid: loss %.4f | ppl %.2f (%lld tokens, %.1f s)\n", r.nll, r.perplexity,
+                   (long long)r.tokens, r.seconds);
+      metrics.write("valid", s.step, r.nll, s.lr, 0, double(r.tokens) / r.seconds, elapsed);
+    }
+    if (save_every > 0 && s.step % save_every == 0) trainer->save(out);
+  }
+  trainer->save(out);
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "trained %lld steps in %s; checkpoint: %s\n", (long long)(o.steps - first),
+               human_duration(total).c_str(), out.c_str());
+  if (!a.has("no-final-eval")) {
+    for (const auto& [name, tokens] : {std::pair<const char*, const std::vector<std::int32_t>*>{"valid", &corpus.valid},
+                                       {"test", &corpus.test}}) {
+      const auto r = crt::model::evaluate(model.language_model(), *tokens, a.integer("eval-batch"));
+      std::printf("%s perplexity %.2f (loss %.4f, %lld tokens, %.1f s)\n", name, r.perplexity, r.nll,
+                  (long long)r.tokens, r.seconds);
+      metrics.write(name, o.steps, r.nll, 0, 0, double(r.tokens) / r.seconds, total);
+    }
+  }
+  return 0;
+}
+
+// ---- eval ------------------------------------------------------------------------------
+
+int cmd_eval(int argc, char** argv) {
+  std::vector<OptionSpec> specs = data_options();
+  specs.push_back({"checkpoint", "PATH", "model checkpoint (required)", ""});
+  specs.push_back({"split", "SPLIT", "valid or test", "test"});
+  specs.push_back({"batch", "N", "batch columns", "10"});
+  specs.push_back({"segments", "N", "stop after N segments (0: the whole split)", "0"});
+  Args a("eval", "Perplexity of a checkpoint on a split, carrying memory or cache across it.", specs);
+  a.parse(argc, argv, 2);
+  if (a.help()) {
+    std::cout << a.usage();
+    return 0;
+  }
+  if (!a.has("checkpoint")) throw UsageError("--checkpoint is required");
+  const std::string split = a.str("split");
+  if (split != "valid" && split != "test") throw UsageError("--split must be valid or test, got '" + split + "'");
+  apply_threads(a);
+  const crt::Model model = crt::Model::load(a.str("checkpoint"));
+  const crt::data::Corpus corpus = load_data(a, corpus_name(a, &model));
+  if (model.config().vocab_size != std::int64_t(corpus.vocab.size()))
+    throw crt::Error("crt eval: checkpoint vocabulary " + std::to_string(model.config().vocab_size) +
+                     " does not match the corpus ("  + std::to_string(corpus.vocab.size()) + ")");
+  const auto r = crt::model::evaluate(model.language_model(), split == "valid" ? corpus.valid : corpus.test,
+                                      a.integer("batch"), a.integer("segments"));
+  std::printf("%s perplexity %.2f (loss %.4f, %lld tokens, %.1f s, %.0f tokens/s)\n", split.c_str(),
+              r.perplexity, r.nll, (long long)r.tokens, r.seconds, double(r.tokens) / r.seconds);
+  return 0;
+}
+
+// ---- generate --------------------------------------------------------------------------
+
+int cmd_generate(int argc, char** argv) {
+  std::vector<OptionSpec> specs = data_options();
+  specs.push_back({"checkpoint", "PATH", "model checkpoint (required)", ""});
+  specs.push_back({"prompt", "TEXT", "text to start from (words, or characters for tinyshakespeare)", ""});
+  specs.push_back({"tokens", "N", "tokens to generate", "100"});
+  specs.push_back({"temperature", "T", "sampling temperature", "1.0"});
+  specs.push_back({"top-k", "K", "sample among the K most likely tokens (0: all)", "0"});
+  specs.push_back({"seed", "S", "sampling seed", "1"});
+  Args a("generate",
+         "Sample text; the CRT memory carries across segments, so length is unbounded at constant memory.",
+         specs);
+  a.parse(argc, argv, 2);
+  if (a.help()) {
+    std::cout << a.usage();
+    return 0;
+  }
+  if (!a.has("checkpoint")) throw UsageError("--checkpoint is required");
+  apply_threads(a);
+  const crt::Model model = crt::Model::load(a.str("checkpoint"));
+  const crt::data::Corpus corpus = load_data(a, corpus_name(a, &model));
+  if (model.config().vocab_size != std::int64_t(corpus.vocab.size()))
+    throw crt::Error("crt generate: checkpoint vocabulary " + std::to_string(model.config().vocab_size) +
+                     " does not match the corpus ("  + std::to_string(corpus.vocab.size()) + ")");
+  const bool chars = corpus.level == crt::data::TokenLevel::character;
+  std::vector<std::int32_t> prompt;
+  const std::string text = a.str("prompt");
+  if (chars) {
+    for (unsigned char ch : text) {
+      const auto id = corpus.vocab.find(std::string(1, char(ch)));
+      if (!id) throw UsageError("prompt character '" + std::string(1, char(ch)) + "' is not in the vocabulary");
+      prompt.push_back(*id);
+    }
+  } else {
+    std::istringstream words(text);
+    std::string w;
+    while (words >> w) {
+      auto id = corpus.vocab.find(w);
+      if (!id) id = corpus.vocab.find("<unk>");
+      if (!id) throw UsageError("prompt word '" + w + "' is not in the vocabulary");
+      prompt.push_back(*id);
+    }
+  }
+  if (prompt.empty()) prompt.push_back(corpus.vocab.id_of(chars ? "\n" : "<eos>"));
+  crt::Stream stream = model.open_stream();
+  stream.feed(prompt);
+  crt::Generator gen(std::uint64_t(a.integer("seed")));
+  const std::int64_t n = a.integer("tokens");
+  if (n < 0) throw UsageError("--tokens must be >= 0");
+  std::cout << text;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int32_t t = stream.sample(gen, a.real("temperature"), int(a.integer("top-k")));
+    const std::string& s = corpus.vocab.word_of(t);
+    if (chars) std::cout << s;
+    else std::cout << (s == "<eos>" ? std::string("\n") : " " + s);
+    std::cout.flush();
+  }
+  std::cout << "\n";
+  std::cerr << "generated " << n << " tokens; stream state " << stream.state_bytes() << " bytes\n";
+  return 0;
+}
+
+// ---- info ------------------------------------------------------------------------------
+
+int cmd_info(int argc, char** argv) {
+  Args a("info", "Version, instruction set and threads.", {{"threads", "N", "worker threads (0: all cores)", "0"}});
+  a.parse(argc, argv, 2);
+  if (a.help()) {
+    std::cout << a.usage();
+    return 0;
+  }
+  apply_threads(a);
+  std::printf("crt %s\nisa: %s\nthreads: %d\n", crt::version(), crt::active_isa(), crt::thread_count());
+  return 0;
+}
+
+const char* kUsage =
+    "usage: crt <command> [options]\n"
+    "commands:\n"
+    "  train      train a CRT, Transformer or Transformer-XL language model\n"
+    "  eval       perplexity of a checkpoint on a split\n"
+    "  generate   sample text from a checkpoint\n"
+    "  info       version, instruction set, threads\n"
+    "`crt <command> --help` describes each command's options.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  try {
+    if (cmd == "train") return cmd_train(argc, argv);
+    if (cmd == "eval") return cmd_eval(argc, argv);
+    if (cmd == "generate") return cmd_generate(argc, argv);
+    if (cmd == "info") return cmd_info(argc, argv);
+    std::cerr << "crt: unknown command '" << cmd << "'\n" << kUsage;
+    return 2;
+  } catch (const UsageError& e) {
+    std::cerr << "crt " << cmd << ": " << e.what() << "\n(see `crt " << cmd << " --help`)\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "crt " << cmd << ": error: " << e.what() << "\n";
+    return 1;
+  }
+}
