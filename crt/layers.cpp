@@ -217,6 +217,10 @@ Tensor GruCell::step(const Tensor& x, const Tensor& h) const {
   return gru_cell(x, h, w_ih, w_hh, b_ih, b_hh);
 }
 
+Tensor GruCell::sequence(const Tensor& x, const Tensor& h0) const {
+  return gru_sequence(x, h0, w_ih, w_hh, b_ih, b_hh);
+}
+
 void GruCell::collect(const std::string& prefix, NamedTensors& out) const {
   out.emplace_back(prefix + ".w_ih", w_ih);
   out.emplace_back(prefix + ".w_hh", w_hh);

@@ -123,6 +123,8 @@ class GruCell : public RecurrentCell {
  public:
   GruCell(std::int64_t input, std::int64_t hidden, Generator& gen);
   Tensor step(const Tensor& x, const Tensor& h) const override;
+  // One fused gru_sequence node: the input projections of all T steps as one GEMM.
+  Tensor sequence(const Tensor& x, const Tensor& h0) const override;
   void collect(const std::string& prefix, NamedTensors& trainable) const override;
   std::int64_t hidden_size() const override { return hidden_; }
 

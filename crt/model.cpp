@@ -174,9 +174,8 @@ Tensor LanguageModel::forward(const std::vector<std::int32_t>& ids, std::int64_t
   if (rnn_memory) {
     // The memory RNN reads the segment's final-layer outputs token by token, starting from
     // the previous memory; its last state is the next memory (kept in the graph for BPTT).
-    Tensor h = state.memory;
-    for (std::int64_t i = 0; i < t; ++i) h = memory_rnn_->step(y.narrow(1, i, 1).squeeze(1), h);
-    state.memory = h;
+    const Tensor states = memory_rnn_->sequence(y, state.memory);  // [B, t, d]
+    state.memory = states.narrow(1, t - 1, 1).squeeze(1);
   }
   return apply_dropout(y, c.dropout, ctx);
 }

@@ -93,6 +93,11 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
 // -> h': [B, H]
 Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& w_hh,
                 const Tensor& b_ih, const Tensor& b_hh);
+// The same GRU over T steps as one node (ops/gru_sequence.cpp): the input projections of all
+// steps run as one GEMM, only h W_hh^T step by step. x: [B, T, I] (T >= 1), h0: [B, H],
+// weights and biases as for gru_cell -> all states [B, T, H] (the last state is out[:, T-1]).
+Tensor gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
+                    const Tensor& b_ih, const Tensor& b_hh);
 
 // ---- attention (ops/attention.cpp) ------------------------------------------------------
 // q: [B, heads, Tq, D], k, v: [B, heads, Tk, D] with Tk >= Tq when causal: the first Tk - Tq

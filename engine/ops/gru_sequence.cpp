@@ -1,0 +1,232 @@
+// gru_sequence: a GRU run over T steps as one autograd node (PyTorch nn.GRU convention, gates
+// r, z, n). The input projections of all steps are one GEMM and only h W_hh^T runs step by
+// step; backward is one pass back through time with each weight gradient one GEMM over all steps.
+#include <algorithm>
+#include <utility>
+
+#include "engine/flops.hpp"
+#include "engine/ops.hpp"
+#include "engine/ops/op_util.hpp"
+#include "engine/parallel.hpp"
+#include "kernels/kernels.hpp"
+
+namespace crt {
+using detail::dispatch_dtype;
+using detail::usize;
+
+namespace {
+
+constexpr const char* kOp = "gru_sequence";
+
+// Layout note: internally everything is time-major. Row t * B + b of the [T * B, .] buffers
+// belongs to step t, batch entry b, so one step is a contiguous [B, .] block that the gate
+// kernels and the per-step GEMM take as is, and the hidden state entering step t (states
+// rows t * B .. t * B + B - 1, states[0] = h0) lines up with that step's gate rows.
+
+// C = op(A) op(B) + beta C on contiguous row-major buffers; counts 2 m n k FLOPs (a multiply-
+// add is 2), exactly what gru_cell counts for the same product. Large products are split over
+// fixed output tiles (the partition, and with it every result, is independent of the thread
+// count; each tile runs the full k-reduction on one thread). `threads` false keeps it on the
+// calling thread.
+template <class T>
+void gemm_tiled(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
+                std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
+                bool threads) {
+  count_flops(2 * m * n * k);
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // empty product: C = beta C
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j)
+        c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
+    return;
+  }
+  constexpr std::int64_t kTileM = 64, kTileN = 256;
+  const bool split = threads && 2 * m * n * k >= (1 << 18);
+  const std::int64_t tile_m = split ? kTileM : m, tile_n = split ? kTileN : n;
+  const std::int64_t tiles_m = (m + tile_m - 1) / tile_m, tiles_n = (n + tile_n - 1) / tile_n;
+  auto run_tiles = [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t t = lo; t < hi; ++t) {
+      const std::int64_t i0 = (t / tiles_n) * tile_m, j0 = (t % tiles_n) * tile_n;
+      const std::int64_t mi = std::min(tile_m, m - i0), nj = std::min(tile_n, n - j0);
+      const T* at = ta ? a + i0 : a + i0 * lda;
+      const T* bt = tb ? b + j0 * ldb : b + j0;
+      kernels::gemm(ta, tb, usize(mi), usize(nj), usize(k), T(1), at, usize(lda), bt, usize(ldb),
+                    beta, c + i0 * ldc + j0, usize(ldc));
+    }
+  };
+  if (split) parallel_for(0, tiles_m * tiles_n, 1, run_tiles);
+  else run_tiles(0, tiles_m * tiles_n);
+}
+
+// The recurrent product of one step, [B, 3H] x [3H, H] or its transpose, sits on the
+// sequential critical path and is small (a GEMV at batch 1): it always runs on the calling
+// thread, as one kernel call. (On the 2-core development machine tiling it over threads gave
+// no gain even at B = 16, H = 256.)
+constexpr bool kStepThreads = false;
+
+// rows of gates: [rows, 3H] = bias broadcast over rows (or 0 when undefined), then
+// gates += in [rows, K] W^T (W: [3H, K]). Same arithmetic as gru_cell's input products.
+template <class T>
+void project(const T* in, std::int64_t rows, std::int64_t k, const Tensor& w, const Tensor& bias,
+             T* gates, std::int64_t g3, bool threads) {
+  if (bias.defined()) {
+    const T* bp = bias.data<T>();
+    for (std::int64_t r = 0; r < rows; ++r) std::copy(bp, bp + g3, gates + r * g3);
+  }
+  gemm_tiled<T>(false, true, rows, g3, k, in, k, w.data<T>(), k, bias.defined() ? T(1) : T(0),
+                gates, g3, threads);
+}
+
+void check_args(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
+                const Tensor& b_ih, const Tensor& b_hh) {
+  detail::require_defined(x, kOp, "input x");
+  detail::require_defined(h0, kOp, "initial state h0");
+  detail::require_defined(w_ih, kOp, "weight w_ih");
+  detail::require_defined(w_hh, kOp, "weight w_hh");
+  require(x.dim() == 3, kOp, "x ", x.describe(), " should be [B, T, I]");
+  require(h0.dim() == 2, kOp, "h0 ", h0.describe(), " should be [B, H]");
+  const std::int64_t batch = x.size(0), steps = x.size(1), in = x.size(2), hidden = h0.size(1);
+  require(steps >= 1, kOp, "x ", x.describe(), " has no time steps; expected [B, T, I] with T >= 1");
+  require(h0.size(0) == batch, kOp, "h0 ", h0.describe(), " should be [B, H] = [", batch, ", ",
+          hidden, "] to match x ", x.describe());
+  require(w_ih.shape() == Shape{3 * hidden, in}, kOp, "w_ih ", w_ih.describe(),
+          " should be [3H, I] = [", 3 * hidden, ", ", in, "]");
+  require(w_hh.shape() == Shape{3 * hidden, hidden}, kOp, "w_hh ", w_hh.describe(),
+          " should be [3H, H] = [", 3 * hidden, ", ", hidden, "]");
+  if (b_ih.defined())
+    require(b_ih.shape() == Shape{3 * hidden}, kOp, "b_ih ", b_ih.describe(),
+            " should be [3H] = [", 3 * hidden, "]");
+  if (b_hh.defined())
+    require(b_hh.shape() == Shape{3 * hidden}, kOp, "b_hh ", b_hh.describe(),
+            " should be [3H] = [", 3 * hidden, "]");
+  for (const Tensor* t : {&h0, &w_ih, &w_hh, &b_ih, &b_hh})
+    if (t->defined()) detail::require_same_dtype(x, *t, kOp);
+}
+
+// Detached, contiguous data of an input (undefined stays undefined).
+Tensor data_of(const Tensor& t) { return t.defined() ? t.detach().contiguous() : Tensor(); }
+
+// What the backward pass reads, all detached and contiguous (time-major, see above).
+struct Saved {
+  std::int64_t batch, steps, in, hidden;
+  Tensor x_tm;     // [T * B, I]       only when w_ih needs a gradient
+  Tensor w_ih;     // [3H, I]          only when x needs a gradient
+  Tensor w_hh;     // [3H, H]
+  Tensor gi;       // [T * B, 3H]      x W_ih^T + b_ih of every step
+  Tensor gh;       // [T * B, 3H]      h W_hh^T + b_hh of every step
+  Tensor states;   // [(T + 1) * B, H] h0, then the state after each step
+};
+
+// One reverse pass through time. Returns {dx, dh0, dW_ih, dW_hh, db_ih, db_hh} (undefined
+// where not needed). grad: [B, T, H], the gradient of every output state.
+template <class T>
+std::vector<Tensor> backward_through_time(const Saved& s, const Tensor& grad,
+                                          const NeedsGrad& needs) {
+  const std::int64_t B = s.batch, steps = s.steps, I = s.in, H = s.hidden, g3 = 3 * H;
+  const DType dtype = grad.dtype();
+  const Tensor g_tm = grad.transpose(0, 1).contiguous();  // [T, B, H]
+  const Tensor d_gi = Tensor::empty({steps * B, g3}, dtype);
+  const Tensor d_gh = Tensor::empty({steps * B, g3}, dtype);
+  // carry: the gradient reaching the state that enters the current step from later steps
+  // (the recurrent path); dh_out: its total, carry + the step's own output gradient.
+  Tensor carry = Tensor::zeros({B, H}, dtype);
+  const Tensor dh_out = Tensor::empty({B, H}, dtype);
+  const T* gp = g_tm.data<T>();
+  const T* gi = s.gi.data<T>();
+  const T* gh = s.gh.data<T>();
+  const T* hs = s.states.data<T>();
+  T* dgi = d_gi.data<T>();
+  T* dgh = d_gh.data<T>();
+  T* cp = carry.data<T>();
+  T* dp = dh_out.data<T>();
+  for (std::int64_t t = steps - 1; t >= 0; --t) {
+    const std::int64_t gate_row = t * B * g3, state_row = t * B * H;
+    kernels::binary(kernels::BinaryOp::add, gp + state_row, cp, dp, usize(B * H));
+    // carry = z * dh_out (the direct path to the previous state) ...
+    kernels::gru_gates_backward(gi + gate_row, gh + gate_row, hs + state_row, dp, dgi + gate_row,
+                                dgh + gate_row, cp, usize(B), usize(H));
+    // ... + d_gh W_hh (the recurrent path); skipped for h0 when nothing asks for dh0.
+    if (t > 0 || needs[1])
+      gemm_tiled<T>(false, false, B, H, g3, dgh + gate_row, g3, s.w_hh.data<T>(), H, T(1), cp, H,
+                    kStepThreads);
+  }
+  Tensor dx, dh0, dw_ih, dw_hh, db_ih, db_hh;
+  if (needs[0]) {  // dx = d_gi W_ih, all steps at once, back to [B, T, I]
+    const Tensor dx_tm = Tensor::empty({steps, B, I}, dtype);
+    gemm_tiled<T>(false, false, steps * B, I, g3, dgi, g3, s.w_ih.data<T>(), I, T(0),
+                  dx_tm.data<T>(), I, true);
+    dx = dx_tm.transpose(0, 1).contiguous();
+  }
+  if (needs[1]) dh0 = carry;
+  if (needs[2]) {  // dW_ih = sum_t d_gi_t^T x_t = d_gi^T x over all T * B rows
+    dw_ih = Tensor::empty({g3, I}, dtype);
+    gemm_tiled<T>(true, false, g3, I, steps * B, dgi, g3, s.x_tm.data<T>(), I, T(0),
+                  dw_ih.data<T>(), I, true);
+  }
+  if (needs[3]) {  // dW_hh = d_gh^T h_prev, h_prev being states rows 0 .. T * B - 1
+    dw_hh = Tensor::empty({g3, H}, dtype);
+    gemm_tiled<T>(true, false, g3, H, steps * B, dgh, g3, hs, H, T(0), dw_hh.data<T>(), H, true);
+  }
+  if (needs[4]) {
+    db_ih = Tensor::empty({g3}, dtype);
+    kernels::sum_cols(dgi, db_ih.data<T>(), usize(steps * B), usize(g3), false);
+  }
+  if (needs[5]) {
+    db_hh = Tensor::empty({g3}, dtype);
+    kernels::sum_cols(dgh, db_hh.data<T>(), usize(steps * B), usize(g3), false);
+  }
+  return {dx, dh0, dw_ih, dw_hh, db_ih, db_hh};
+}
+
+}  // namespace
+
+// x: [B, T, I], h0: [B, H], w_ih: [3H, I], w_hh: [3H, H], b_ih, b_hh: [3H] or undefined
+// -> [B, T, H]. Saved for backward: gi and gh of every step (recomputing gh would repeat the
+// sequential per-step GEMM, the expensive part at small batch; saving them costs the same
+// 2 T B 3H values that T gru_cell nodes hold), the states h0..h_T, and x / W_ih only when a
+// gradient reads them.
+Tensor gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
+                    const Tensor& b_ih, const Tensor& b_hh) {
+  check_args(x, h0, w_ih, w_hh, b_ih, b_hh);
+  const bool record = should_record({&x, &h0, &w_ih, &w_hh, &b_ih, &b_hh});
+  Saved s{x.size(0), x.size(1), x.size(2), h0.size(1), {}, {}, {}, {}, {}, {}};
+  const std::int64_t B = s.batch, steps = s.steps, H = s.hidden, g3 = 3 * H;
+  const DType dtype = x.dtype();
+  const Tensor x_tm = x.detach().transpose(0, 1).contiguous();  // [T, B, I]
+  const Tensor wih_d = data_of(w_ih), bih_d = data_of(b_ih), bhh_d = data_of(b_hh);
+  s.w_hh = data_of(w_hh);
+  s.gi = Tensor::empty({steps * B, g3}, dtype);
+  // Without a graph one step's gh is all that is ever needed at a time.
+  s.gh = Tensor::empty({(record ? steps : 1) * B, g3}, dtype);
+  s.states = Tensor::empty({(steps + 1) * B, H}, dtype);
+  s.states.narrow(0, 0, B).copy_(h0.detach());
+  dispatch_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T* gi = s.gi.data<T>();
+    T* hs = s.states.data<T>();
+    project<T>(x_tm.data<T>(), steps * B, s.in, wih_d, bih_d, gi, g3, true);
+    for (std::int64_t t = 0; t < steps; ++t) {
+      T* gh = s.gh.data<T>() + (record ? t * B * g3 : 0);
+      const T* h = hs + t * B * H;
+      project<T>(h, B, H, s.w_hh, bhh_d, gh, g3, kStepThreads);
+      kernels::gru_gates_forward(gi + t * B * g3, gh, h, hs + (t + 1) * B * H, usize(B),
+                                 usize(H));
+    }
+  });
+  Tensor out = Tensor::empty({B, steps, H}, dtype);
+  out.copy_(s.states.narrow(0, B, steps * B).view({steps, B, H}).transpose(0, 1));
+
+  if (record) {
+    if (w_ih.requires_grad()) s.x_tm = x_tm.view({steps * B, s.in});
+    if (x.requires_grad()) s.w_ih = wih_d;
+    record_node(out, kOp, {x, h0, w_ih, w_hh, b_ih, b_hh},
+                [s = std::move(s)](const Tensor& grad, const NeedsGrad& needs) {
+                  return dispatch_dtype(grad.dtype(), [&](auto tag) {
+                    return backward_through_time<decltype(tag)>(s, grad, needs);
+                  });
+                });
+  }
+  return out;
+}
+
+}  // namespace crt
