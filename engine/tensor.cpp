@@ -5,7 +5,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <mutex>
 #include <numeric>
+#include <unordered_map>
 #include <sstream>
 
 #include "engine/autograd.hpp"
@@ -21,11 +23,68 @@ std::atomic<std::int64_t> g_current_bytes{0};
 std::atomic<std::int64_t> g_peak_bytes{0};
 std::atomic<std::int64_t> g_allocations{0};
 constexpr std::size_t kAlignment = 64;
+
+// Freed buffers are kept for reuse, keyed by their rounded size: a training step allocates
+// the same shapes every time, and returning them to the system costs page faults on every
+// step (large blocks are mmap'ed). The cache is bounded; anything beyond goes back to free().
+class BufferCache {
+ public:
+  static constexpr std::size_t kMaxCachedBytes = std::size_t(1) << 30;
+  void* take(std::size_t rounded) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = free_.find(rounded);
+    if (it == free_.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    cached_bytes_ -= rounded;
+    return p;
+  }
+  void give(void* p, std::size_t rounded) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (cached_bytes_ + rounded <= kMaxCachedBytes) {
+        free_[rounded].push_back(p);
+        cached_bytes_ += rounded;
+        return;
+      }
+    }
+    std::free(p);
+  }
+  void release_all() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [size, list] : free_)
+      for (void* p : list) std::free(p);
+    free_.clear();
+    cached_bytes_ = 0;
+  }
+  std::size_t cached_bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return cached_bytes_;
+  }
+  ~BufferCache() { release_all(); }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<std::size_t, std::vector<void*>> free_;
+  std::size_t cached_bytes_ = 0;
+};
+
+BufferCache& buffer_cache() {
+  static BufferCache* cache = new BufferCache();  // never destroyed: storages may outlive statics
+  return *cache;
+}
+
+std::size_t rounded_size(std::size_t bytes) {
+  // 64-byte granularity up to 4 KiB, then 4 KiB pages: few distinct keys, little waste.
+  const std::size_t unit = bytes <= 4096 ? kAlignment : 4096;
+  return std::max<std::size_t>(kAlignment, (bytes + unit - 1) / unit * unit);
+}
 }  // namespace
 
 Storage::Storage(std::size_t bytes) : bytes_(bytes) {
-  const std::size_t rounded = std::max<std::size_t>(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
-  data_ = std::aligned_alloc(kAlignment, rounded);
+  const std::size_t rounded = rounded_size(bytes);
+  data_ = buffer_cache().take(rounded);
+  if (!data_) data_ = std::aligned_alloc(kAlignment, rounded);
   if (!data_) throw std::bad_alloc();
   const std::int64_t now = g_current_bytes.fetch_add(std::int64_t(bytes)) + std::int64_t(bytes);
   std::int64_t peak = g_peak_bytes.load();
@@ -35,9 +94,11 @@ Storage::Storage(std::size_t bytes) : bytes_(bytes) {
 }
 
 Storage::~Storage() {
-  std::free(data_);
+  buffer_cache().give(data_, rounded_size(bytes_));
   g_current_bytes.fetch_sub(std::int64_t(bytes_));
 }
+
+void release_cached_memory() { buffer_cache().release_all(); }
 
 MemoryStats memory_stats() {
   return {g_current_bytes.load(), g_peak_bytes.load(), g_allocations.load()};

@@ -48,6 +48,8 @@ struct MemoryStats {
 };
 MemoryStats memory_stats();
 void reset_peak_memory();
+// Freed storage buffers are cached for reuse (bounded at 1 GiB); this returns them to the system.
+void release_cached_memory();
 
 struct Node;  // autograd graph node (autograd.hpp)
 class Tensor;
