@@ -91,9 +91,11 @@ TEST_CASE("gru_sequence forward equals a loop of gru_cell steps") {
           CHECK(got.dtype() == dtype);
           CHECK(max_abs_diff(got, run_loop(g)) <= (dtype == DType::f64 ? 1e-14 : 1e-6));
         }
-  // A size that the kernels block and the input GEMM tiles (T * B = 64 rows).
+  // A size that the kernels block and the input GEMM tiles (T * B = 64 rows). The SIMD GEMM
+  // may sum a 64-row product in another order than 4-row ones, so f32 agrees to rounding
+  // accumulated over 16 steps (states are tanh-bounded, |h| < 1).
   const SeqInputs big = seq_inputs(4, 16, 48, 40, true, gen, DType::f32);
-  CHECK(max_abs_diff(run_seq(big), run_loop(big)) <= 1e-6);
+  CHECK(max_abs_diff(run_seq(big), run_loop(big)) <= 2e-5);
 }
 
 TEST_CASE("gru_sequence is one node and its gradients equal the gru_cell loop's") {
