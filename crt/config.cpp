@@ -176,7 +176,10 @@ std::map<std::string, std::string> ModelConfig::to_metadata() const {
   m["crt.pre_ln"] = pre_ln ? "1" : "0";
   m["crt.tie_embeddings"] = tie_embeddings ? "1" : "0";
   std::string cut;
-  for (std::int64_t c : adaptive_cutoffs) cut += (cut.empty() ? "" : ",") + std::to_string(c);
+  for (std::int64_t c : adaptive_cutoffs) {
+    if (!cut.empty()) cut += ',';
+    cut += std::to_string(c);
+  }
   m["crt.adaptive_cutoffs"] = cut;
   m["crt.dropout"] = format_double(dropout);
   m["crt.dropatt"] = format_double(dropatt);

@@ -53,7 +53,7 @@ class Args {
         name = name.substr(0, eq);
       }
       const OptionSpec* spec = find(name);
-      if (!spec) throw UsageError("unknown option '--" + name + "'");
+      if (!spec) throw UsageError(std::string("unknown option '--").append(name).append("'"));
       if (spec->value_name.empty()) {
         if (inline_value) throw UsageError("option '--" + name + "' takes no value");
         values_[name] = "1";
