@@ -1,0 +1,604 @@
+// Single-precision GEMM in the BLIS shape, compiled once per ISA (Note [ISA objects] in
+// isa.hpp): A is packed into MR-row panels and B into NR-column panels, and an MR x NR
+// register-tile microkernel runs over them. Products with very few rows skip packing: dot
+// products for A B^T up to 4 rows, a streaming row-vector kernel for A B with one row.
+#include <array>
+#include <cstddef>
+#include <utility>
+
+#include "kernels/arch.hpp"
+#include "kernels/scratch.hpp"
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
+#endif
+
+namespace crt::kernels {
+namespace {
+
+using std::size_t;
+
+// Blocking per ISA: mr x (nv vectors) is the register tile (accumulators plus the nv B vectors
+// and a broadcast must fit the register file); kc, mc and nc are the depth, row and column
+// blocks that keep a B micro-panel in L1, an A block in L2 and a B block in L3. dot_rows: rows
+// of A per tile of the unpacked A B^T path (dot_rows x 4 accumulators, with 16 registers: 2).
+// Tuned on an AVX-512 Zen 5 (12 x 32 reached about 90% of peak; 14 x 32 and kc 192-512 were
+// no better).
+template <class Arch>
+struct GemmTraits;
+
+#if defined(CRT_KERNEL_ISA_AVX512)
+template <>
+struct GemmTraits<xsimd::avx512bw> {
+  static constexpr size_t mr = 12, nv = 2, kc = 256, mc = 240, nc = 4096, dot_rows = 4;
+};
+#elif defined(CRT_KERNEL_ISA_AVX2)
+template <>
+struct GemmTraits<xsimd::fma3<xsimd::avx2>> {
+  static constexpr size_t mr = 6, nv = 2, kc = 256, mc = 144, nc = 4096, dot_rows = 2;
+};
+#elif defined(CRT_KERNEL_ISA_SSE2)
+template <>
+struct GemmTraits<xsimd::sse2> {
+  static constexpr size_t mr = 6, nv = 2, kc = 256, mc = 144, nc = 4096, dot_rows = 2;
+};
+#elif defined(CRT_KERNEL_ISA_NEON64)
+template <>
+struct GemmTraits<xsimd::neon64> {
+  static constexpr size_t mr = 8, nv = 3, kc = 256, mc = 128, nc = 3072, dot_rows = 4;
+};
+#endif
+
+constexpr size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+// ---- transposition used by packing --------------------------------------------------------
+
+// Square block transposes, dst[c * ldd + r] = src[r * lds + c] for r, c < the block size:
+// 4 x 4 on every target, 8 x 8 where AVX is enabled and 16 x 16 where AVX-512 is.
+inline void transpose4x4(const float* src, size_t lds, float* dst, size_t ldd) {
+#if defined(__SSE2__)
+  __m128 r0 = _mm_loadu_ps(src), r1 = _mm_loadu_ps(src + lds);
+  __m128 r2 = _mm_loadu_ps(src + 2 * lds), r3 = _mm_loadu_ps(src + 3 * lds);
+  _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+  _mm_storeu_ps(dst, r0);
+  _mm_storeu_ps(dst + ldd, r1);
+  _mm_storeu_ps(dst + 2 * ldd, r2);
+  _mm_storeu_ps(dst + 3 * ldd, r3);
+#elif defined(__ARM_NEON)
+  const float32x4x2_t t01 = vtrnq_f32(vld1q_f32(src), vld1q_f32(src + lds));
+  const float32x4x2_t t23 = vtrnq_f32(vld1q_f32(src + 2 * lds), vld1q_f32(src + 3 * lds));
+  vst1q_f32(dst, vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0])));
+  vst1q_f32(dst + ldd, vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1])));
+  vst1q_f32(dst + 2 * ldd, vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0])));
+  vst1q_f32(dst + 3 * ldd, vcombine_f32(vget_high_f32(t01.val[1]), vget_high_f32(t23.val[1])));
+#else
+  for (size_t r = 0; r < 4; ++r)
+    for (size_t c = 0; c < 4; ++c) dst[c * ldd + r] = src[r * lds + c];
+#endif
+}
+
+#if defined(__AVX__)
+inline void transpose8x8(const float* src, size_t lds, float* dst, size_t ldd) {
+  __m256 t[8], u[8];
+  for (size_t i = 0; i < 8; i += 2) {  // interleave row pairs within 128-bit lanes
+    const __m256 a = _mm256_loadu_ps(src + i * lds), b = _mm256_loadu_ps(src + (i + 1) * lds);
+    t[i] = _mm256_unpacklo_ps(a, b);
+    t[i + 1] = _mm256_unpackhi_ps(a, b);
+  }
+  for (size_t h = 0; h < 8; h += 4) {  // u[h + s], lane q: column 4q + s of rows h .. h+3
+    u[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+    u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+    u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+    u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+  }
+  for (size_t s = 0; s < 4; ++s) {
+    _mm256_storeu_ps(dst + s * ldd, _mm256_permute2f128_ps(u[s], u[4 + s], 0x20));
+    _mm256_storeu_ps(dst + (4 + s) * ldd, _mm256_permute2f128_ps(u[s], u[4 + s], 0x31));
+  }
+}
+#endif
+
+#if defined(__AVX512F__)
+inline void transpose16x16(const float* src, size_t lds, float* dst, size_t ldd) {
+  __m512 t[16], u[16];
+  for (size_t i = 0; i < 16; i += 2) {  // interleave row pairs within 128-bit lanes
+    const __m512 a = _mm512_loadu_ps(src + i * lds), b = _mm512_loadu_ps(src + (i + 1) * lds);
+    t[i] = _mm512_unpacklo_ps(a, b);
+    t[i + 1] = _mm512_unpackhi_ps(a, b);
+  }
+  for (size_t h = 0; h < 16; h += 4) {  // u[h + s], lane q: column 4q + s of rows h .. h+3
+    const __m512d t0 = _mm512_castps_pd(t[h]), t1 = _mm512_castps_pd(t[h + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[h + 2]), t3 = _mm512_castps_pd(t[h + 3]);
+    u[h] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+    u[h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+    u[h + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+    u[h + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+  }
+  for (size_t s = 0; s < 4; ++s) {
+    // v: lanes 0, 1 of rows 0-3 and 4-7; w: the same of rows 8-11 and 12-15 (hi: lanes 2, 3)
+    const __m512 v_lo = _mm512_shuffle_f32x4(u[s], u[4 + s], 0x44);
+    const __m512 v_hi = _mm512_shuffle_f32x4(u[s], u[4 + s], 0xEE);
+    const __m512 w_lo = _mm512_shuffle_f32x4(u[8 + s], u[12 + s], 0x44);
+    const __m512 w_hi = _mm512_shuffle_f32x4(u[8 + s], u[12 + s], 0xEE);
+    _mm512_storeu_ps(dst + s * ldd, _mm512_shuffle_f32x4(v_lo, w_lo, 0x88));
+    _mm512_storeu_ps(dst + (4 + s) * ldd, _mm512_shuffle_f32x4(v_lo, w_lo, 0xDD));
+    _mm512_storeu_ps(dst + (8 + s) * ldd, _mm512_shuffle_f32x4(v_hi, w_hi, 0x88));
+    _mm512_storeu_ps(dst + (12 + s) * ldd, _mm512_shuffle_f32x4(v_hi, w_hi, 0xDD));
+  }
+}
+#endif
+
+// Transposes rows [r, r + Block) of src into dst, Block columns at a time, for c < cols;
+// returns the first column left (cols - c < Block).
+template <size_t Block>
+size_t transpose_strip(const float* src, size_t lds, size_t r, size_t cols, float* dst,
+                       size_t ldd) {
+  size_t c = 0;
+  for (; c + Block <= cols; c += Block) {
+    const float* s = src + r * lds + c;
+    float* d = dst + c * ldd + r;
+    if constexpr (Block == 16) {
+#if defined(__AVX512F__)
+      transpose16x16(s, lds, d, ldd);
+#endif
+    } else if constexpr (Block == 8) {
+#if defined(__AVX__)
+      transpose8x8(s, lds, d, ldd);
+#endif
+    } else {
+      transpose4x4(s, lds, d, ldd);
+    }
+  }
+  return c;
+}
+
+#if defined(__AVX512F__)
+constexpr size_t kWidestTranspose = 16;
+#elif defined(__AVX__)
+constexpr size_t kWidestTranspose = 8;
+#else
+constexpr size_t kWidestTranspose = 4;
+#endif
+
+// dst[c * ldd + r] = src[r * lds + c] for r < rows, c < cols: square blocks as wide as the ISA
+// has (then narrower ones, then scalar code for what is left).
+void transpose_copy(const float* src, size_t lds, size_t rows, size_t cols, float* dst,
+                    size_t ldd) {
+  size_t r = 0;
+  auto finish_rows = [&](size_t r0, size_t r1, size_t c0) {
+    for (size_t q = r0; q < r1; ++q)
+      for (size_t c = c0; c < cols; ++c) dst[c * ldd + q] = src[q * lds + c];
+  };
+  if constexpr (kWidestTranspose >= 16)
+    for (; r + 16 <= rows; r += 16) finish_rows(r, r + 16, transpose_strip<16>(src, lds, r, cols, dst, ldd));
+  if constexpr (kWidestTranspose >= 8)
+    for (; r + 8 <= rows; r += 8) finish_rows(r, r + 8, transpose_strip<8>(src, lds, r, cols, dst, ldd));
+  for (; r + 4 <= rows; r += 4) finish_rows(r, r + 4, transpose_strip<4>(src, lds, r, cols, dst, ldd));
+  finish_rows(r, rows, 0);
+}
+
+// dst[p * ldd + j] = src[p * lds + j] for p < rows, j < cols; zeros for cols <= j < width.
+template <class Arch>
+void copy_rows_padded(const float* src, size_t lds, size_t rows, size_t cols, size_t width,
+                      float* dst, size_t ldd) {
+  using V = xsimd::batch<float, Arch>;
+  constexpr size_t W = V::size;
+  for (size_t p = 0; p < rows; ++p, src += lds, dst += ldd) {
+    size_t j = 0;
+    for (; j + W <= cols; j += W) V::load_unaligned(src + j).store_unaligned(dst + j);
+    for (; j < cols; ++j) dst[j] = src[j];
+    for (; j < width; ++j) dst[j] = 0.0f;
+  }
+}
+
+// ---- packing ------------------------------------------------------------------------------
+
+// The row panels of an mc-row block: a first panel of min(mc, MR) rows (it may read B in place
+// and packs it, for which a tall tile is best), then the remaining rows split into
+// ceil(rest / MR) panels of near-equal height (28 rows on a 12-row tile become 12 + 8 + 8, not
+// 12 + 12 + 4: short tiles run slower per flop).
+struct RowPanels {
+  size_t first, count, base, extra;  // after the first: `extra` panels of base + 1 rows, then base
+  RowPanels(size_t mc, size_t mr) : first(mc < mr ? mc : mr) {
+    const size_t rest = mc - first, tail = ceil_div(rest, mr);
+    count = 1 + tail;
+    base = tail ? rest / tail : 0;
+    extra = tail ? rest % tail : 0;
+  }
+  size_t start(size_t q) const {
+    if (q == 0) return 0;
+    const size_t t = q - 1;
+    return first + t * base + (t < extra ? t : extra);
+  }
+  size_t rows(size_t q) const { return q == 0 ? first : base + (q - 1 < extra ? 1 : 0); }
+};
+
+// Packs rows [i0, i0 + mc) x depth [p0, p0 + kc) of op(A) into the panels of RowPanels:
+// panel q (rows h = rows(q), from row s = start(q)) holds
+// dst[s * kc + p * h + r] = op(A)[i0 + s + r, p0 + p].
+template <class Arch>
+void pack_a(bool trans_a, const float* a, size_t lda, size_t i0, size_t mc, size_t p0, size_t kc,
+            float* dst) {
+  const RowPanels panels(mc, GemmTraits<Arch>::mr);
+  if (trans_a) {  // A is [k, m]: at each depth p the block's rows are one contiguous run
+    for (size_t p = 0; p < kc; ++p) {
+      const float* src = a + (p0 + p) * lda + i0;
+      for (size_t q = 0; q < panels.count; ++q) {
+        const size_t s = panels.start(q), h = panels.rows(q);
+        float* out = dst + s * kc + p * h;
+        for (size_t r = 0; r < h; ++r) out[r] = src[s + r];
+      }
+    }
+    return;
+  }
+  for (size_t q = 0; q < panels.count; ++q) {
+    const size_t s = panels.start(q), h = panels.rows(q);
+    transpose_copy(a + (i0 + s) * lda + p0, lda, h, kc, dst + s * kc, h);
+  }
+}
+
+// Packs depth [p0, p0 + kc) x columns [j0, j0 + nc) of op(B) into panels of NR columns:
+// dst[q * NR * kc + p * NR + j] = op(B)[p0 + p, j0 + q * NR + j], zero past column nc.
+template <class Arch>
+void pack_b(bool trans_b, const float* b, size_t ldb, size_t p0, size_t kc, size_t j0, size_t nc,
+            float* dst) {
+  constexpr size_t NR = GemmTraits<Arch>::nv * xsimd::batch<float, Arch>::size;
+  for (size_t jr = 0; jr < nc; jr += NR, dst += NR * kc) {
+    const size_t cols = nc - jr < NR ? nc - jr : NR;
+    if (trans_b) {  // B is [n, k]
+      transpose_copy(b + (j0 + jr) * ldb + p0, ldb, cols, kc, dst, NR);
+      if (cols < NR)
+        for (size_t p = 0; p < kc; ++p)
+          for (size_t j = cols; j < NR; ++j) dst[p * NR + j] = 0.0f;
+    } else {
+      copy_rows_padded<Arch>(b + p0 * ldb + j0 + jr, ldb, kc, cols, NR, dst, NR);
+    }
+  }
+}
+
+// ---- microkernel ---------------------------------------------------------------------------
+
+// Writes C[r, 0:cols] = alpha * acc[r] + beta * C[r, 0:cols] (C is not read when beta == 0).
+template <class Arch, size_t Rows, size_t NV>
+inline void store_tile(const xsimd::batch<float, Arch> (&acc)[Rows][NV], float* c, size_t ldc,
+                       size_t cols, float alpha, float beta) {
+  using V = xsimd::batch<float, Arch>;
+  constexpr size_t W = V::size;
+  const V va(alpha), vb(beta);
+  if (cols == NV * W) {
+    for (size_t r = 0; r < Rows; ++r) {
+      float* row = c + r * ldc;
+      for (size_t v = 0; v < NV; ++v) {
+        V x = va * acc[r][v];
+        if (beta != 0.0f) x = madd(vb, V::load_unaligned(row + v * W), x);
+        x.store_unaligned(row + v * W);
+      }
+    }
+    return;
+  }
+  // Edge tile: the same vector arithmetic through a buffer, so edges round like the interior.
+  for (size_t r = 0; r < Rows; ++r) {
+    float* row = c + r * ldc;
+    alignas(64) float buf[NV * W] = {};
+    if (beta != 0.0f)
+      for (size_t j = 0; j < cols; ++j) buf[j] = row[j];
+    for (size_t v = 0; v < NV; ++v) {
+      V x = va * acc[r][v];
+      if (beta != 0.0f) x = madd(vb, V::load_aligned(buf + v * W), x);
+      x.store_aligned(buf + v * W);
+    }
+    for (size_t j = 0; j < cols; ++j) row[j] = buf[j];
+  }
+}
+
+// Scalar math: for p < kc: acc[r][j] += A[r, p] * B[p, j]; then C = alpha * acc + beta * C.
+// A[r, p] = ap[p * a_step + r] (a packed panel), B[p, v*W + l] = bp[p * b_step + v*W + l]
+// (a packed panel, or B itself when its rows are contiguous). Rows <= MR, cols <= NV * W.
+// With CopyB, the B rows read are also written to b_copy[p * NV * W + j]: B is packed by the
+// first micro-tile that reads it, for the micro-tiles below it to reuse. InPlace (B read where
+// it lies, rows ldb apart, each in its own page when B is wide): the rows of the micro-panel
+// two to the right are prefetched, as the hardware prefetchers do not follow such a column
+// walk; this doubled AVX2 throughput on 16 x 10000 x 256 with B in DRAM and costs little when
+// B is in cache.
+template <class Arch, size_t Rows, size_t NV, bool CopyB = false, bool InPlace = CopyB>
+void micro_tile(size_t kc, const float* ap, size_t a_step, const float* bp, size_t b_step,
+                float* b_copy, float* c, size_t ldc, size_t cols, float alpha, float beta) {
+  using V = xsimd::batch<float, Arch>;
+  constexpr size_t W = V::size;
+  for (size_t r = 0; r < Rows; ++r) {  // C is needed at the end: start fetching its lines now
+    __builtin_prefetch(c + r * ldc, 1);
+    __builtin_prefetch(c + r * ldc + NV * W - 1, 1);
+  }
+  V acc[Rows][NV];
+  for (size_t r = 0; r < Rows; ++r)
+    for (size_t v = 0; v < NV; ++v) acc[r][v] = V(0.0f);
+  for (size_t p = 0; p < kc; ++p) {
+    V bv[NV];
+    if constexpr (InPlace)  // the same rows of the micro-panel two to the right (see above)
+      for (size_t l = 0; l < NV * W; l += 16) __builtin_prefetch(bp + 2 * NV * W + l);
+    for (size_t v = 0; v < NV; ++v) bv[v] = V::load_unaligned(bp + v * W);
+    if constexpr (CopyB) {
+      for (size_t v = 0; v < NV; ++v) bv[v].store_aligned(b_copy + v * W);
+      b_copy += NV * W;
+    }
+    for (size_t r = 0; r < Rows; ++r) {
+      const V av(ap[r]);
+      for (size_t v = 0; v < NV; ++v) acc[r][v] = madd(av, bv[v], acc[r][v]);
+    }
+    ap += a_step;
+    bp += b_step;
+  }
+  store_tile<Arch, Rows, NV>(acc, c, ldc, cols, alpha, beta);
+}
+
+using TileFn = void (*)(size_t, const float*, size_t, const float*, size_t, float*, float*, size_t,
+                        size_t, float, float);
+
+template <class Arch, size_t NV, bool CopyB, size_t... R>
+constexpr auto tile_row(std::index_sequence<R...>) {
+  return std::array<TileFn, sizeof...(R)>{&micro_tile<Arch, R + 1, NV, CopyB>...};
+}
+template <class Arch, size_t NV, size_t... R>
+constexpr auto tile_row_in_place(std::index_sequence<R...>) {
+  return std::array<TileFn, sizeof...(R)>{&micro_tile<Arch, R + 1, NV, false, true>...};
+}
+
+template <class Arch, size_t... V>
+constexpr auto tile_grid(std::index_sequence<V...>) {
+  constexpr size_t MR = GemmTraits<Arch>::mr;
+  return std::array<std::array<TileFn, MR>, sizeof...(V)>{
+      tile_row<Arch, V + 1, false>(std::make_index_sequence<MR>{})...};
+}
+
+// The microkernel for a tile of `rows` x `cols` (rows <= MR, cols <= NR).
+template <class Arch>
+TileFn tile_kernel(size_t rows, size_t cols) {
+  using T = GemmTraits<Arch>;
+  static constexpr auto grid = tile_grid<Arch>(std::make_index_sequence<T::nv>{});
+  constexpr size_t W = xsimd::batch<float, Arch>::size;
+  return grid[ceil_div(cols, W) - 1][rows - 1];
+}
+
+// The microkernel for a full-width tile of `rows` that reads B in place.
+template <class Arch>
+TileFn in_place_tile_kernel(size_t rows) {
+  using T = GemmTraits<Arch>;
+  static constexpr auto row = tile_row_in_place<Arch, T::nv>(std::make_index_sequence<T::mr>{});
+  return row[rows - 1];
+}
+
+// The microkernel for a full-width tile of `rows` that also packs the B rows it reads.
+template <class Arch>
+TileFn copying_tile_kernel(size_t rows) {
+  using T = GemmTraits<Arch>;
+  static constexpr auto row = tile_row<Arch, T::nv, true>(std::make_index_sequence<T::mr>{});
+  return row[rows - 1];
+}
+
+// ---- whole products ------------------------------------------------------------------------
+
+// C = beta * C (beta == 0 writes zeros): the k == 0 product.
+void scale_c(size_t m, size_t n, float beta, float* c, size_t ldc) {
+  for (size_t i = 0; i < m; ++i)
+    for (size_t j = 0; j < n; ++j) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+}
+
+// Splits `total` into equal blocks of at most `max_block`.
+constexpr size_t balanced_block(size_t total, size_t max_block) {
+  return ceil_div(total, ceil_div(total, max_block));
+}
+
+// The five BLIS loops: column blocks (jc) of B, depth blocks (pc), row blocks (ic) of A, then
+// NR-column micro-panels (jr) and MR-row micro-panels (ir). When B's rows are contiguous
+// (!tb), its full micro-panels are not packed ahead: the first row panel reads B in place and
+// packs it on the way (micro_tile<..., CopyB>) for the row panels below; a single row panel
+// only reads it in place.
+template <class Arch>
+void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float* a,
+                  size_t lda, const float* b, size_t ldb, float beta, float* c, size_t ldc) {
+  using T = GemmTraits<Arch>;
+  constexpr size_t MR = T::mr, NR = T::nv * xsimd::batch<float, Arch>::size;
+  constexpr size_t KC = T::kc, MC = T::mc, NC = T::nc;
+  const size_t kc_max = balanced_block(k, KC);
+  const size_t mc_max = m < MC ? ceil_div(m, MR) * MR : MC;
+  const size_t nc_max = n < NC ? ceil_div(n, NR) * NR : NC;
+  float* a_pack = thread_scratch(ScratchSlot::gemm_a, mc_max * kc_max);
+  float* b_pack = thread_scratch(ScratchSlot::gemm_b, nc_max * kc_max);
+  const bool in_place = !tb;
+
+  for (size_t jc = 0; jc < n; jc += NC) {
+    const size_t nc = n - jc < NC ? n - jc : NC;
+    const size_t nc_full = in_place ? nc / NR * NR : 0;  // micro-panels B can be read in place
+    for (size_t pc = 0; pc < k; pc += kc_max) {
+      const size_t kc = k - pc < kc_max ? k - pc : kc_max;
+      const float beta_block = pc == 0 ? beta : 1.0f;  // later depth blocks accumulate
+      if (nc_full < nc)
+        pack_b<Arch>(tb, b, ldb, pc, kc, jc + nc_full, nc - nc_full, b_pack + nc_full * kc);
+      for (size_t ic = 0; ic < m; ic += MC) {
+        const size_t mc = m - ic < MC ? m - ic : MC;
+        const RowPanels panels(mc, MR);
+        pack_a<Arch>(ta, a, lda, ic, mc, pc, kc, a_pack);
+        for (size_t jr = 0; jr < nc; jr += NR) {
+          const size_t cols = nc - jr < NR ? nc - jr : NR;
+          float* b_panel = b_pack + jr * kc;
+          size_t q = 0;
+          if (ic == 0 && jr < nc_full) {  // B not packed yet: the first panel reads it in place
+            const float* b_src = b + pc * ldb + jc + jr;
+            const size_t h = panels.rows(0);
+            if (panels.count == 1) {  // nobody else needs it packed
+              in_place_tile_kernel<Arch>(h)(kc, a_pack, h, b_src, ldb, nullptr, c + jc + jr, ldc,
+                                            NR, alpha, beta_block);
+              continue;
+            }
+            copying_tile_kernel<Arch>(h)(kc, a_pack, h, b_src, ldb, b_panel, c + jc + jr, ldc,
+                                         NR, alpha, beta_block);
+            q = 1;
+          }
+          for (; q < panels.count; ++q) {
+            const size_t s0 = panels.start(q), h = panels.rows(q);
+            float* ct = c + (ic + s0) * ldc + jc + jr;
+            tile_kernel<Arch>(h, cols)(kc, a_pack + s0 * kc, h, b_panel, NR, nullptr, ct, ldc,
+                                       cols, alpha, beta_block);
+          }
+        }
+      }
+    }
+  }
+}
+
+// out[q] = the sum of the lanes of v[q], for q < W (W vectors of W lanes): a transposing add.
+// xsimd 8.1's haddp does this, except on AVX-512, where it returns lanes 2-5 and 10-13 out of
+// order; there, the same tree with intrinsics.
+template <class Arch>
+void lane_sums(const xsimd::batch<float, Arch>* v, float* out) {
+#if defined(CRT_KERNEL_ISA_AVX512)
+  if constexpr (std::is_same_v<Arch, xsimd::avx512bw>) {
+    __m512 quads[4];  // quads[g], 128-bit lane l: lane-l partial sums of v[4g .. 4g+3]
+    for (size_t g = 0; g < 4; ++g) {
+      __m512 pair[2];
+      for (size_t h = 0; h < 2; ++h) {
+        const __m512 a = v[4 * g + 2 * h], b = v[4 * g + 2 * h + 1];
+        pair[h] = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+      }
+      const __m512d p0 = _mm512_castps_pd(pair[0]), p1 = _mm512_castps_pd(pair[1]);
+      quads[g] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(p0, p1)),
+                               _mm512_castpd_ps(_mm512_unpackhi_pd(p0, p1)));
+    }
+    const auto fold = [](__m512 x, __m512 y) {  // [x.L0+x.L1, x.L2+x.L3, y.L0+y.L1, y.L2+y.L3]
+      return _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD));
+    };
+    _mm512_storeu_ps(out, fold(fold(quads[0], quads[1]), fold(quads[2], quads[3])));
+    return;
+  }
+#endif
+  xsimd::haddp(v).store_unaligned(out);
+}
+
+// Scalar math: C[i, j] = alpha * dot(A[i, :], B[j, :]) + beta * C[i, j] for i < RA, j < RB,
+// with A stored [m, k] and B stored [n, k] (both rows contiguous); lanes are summed at the end.
+template <class Arch, size_t RA, size_t RB>
+void dot_tile(size_t k, float alpha, const float* a, size_t lda, const float* b, size_t ldb,
+              float beta, float* c, size_t ldc) {
+  using V = xsimd::batch<float, Arch>;
+  constexpr size_t W = V::size;
+  V acc[RA][RB];
+  for (size_t i = 0; i < RA; ++i)
+    for (size_t j = 0; j < RB; ++j) acc[i][j] = V(0.0f);
+  size_t p = 0;
+  for (; p + W <= k; p += W) {
+    V av[RA];
+    for (size_t i = 0; i < RA; ++i) av[i] = V::load_unaligned(a + i * lda + p);
+    for (size_t j = 0; j < RB; ++j) {
+      const V bv = V::load_unaligned(b + j * ldb + p);
+      for (size_t i = 0; i < RA; ++i) acc[i][j] = madd(av[i], bv, acc[i][j]);
+    }
+  }
+  // Lane sums: W accumulators at a time through one transposing add where they fill vectors.
+  alignas(64) float dots[RA * RB];
+  if constexpr ((RA * RB) % W == 0) {
+    const V* flat = &acc[0][0];
+    for (size_t g = 0; g < RA * RB; g += W) lane_sums<Arch>(flat + g, dots + g);
+  } else {
+    for (size_t i = 0; i < RA; ++i)
+      for (size_t j = 0; j < RB; ++j) dots[i * RB + j] = xsimd::hadd(acc[i][j]);
+  }
+  for (size_t i = 0; i < RA; ++i)
+    for (size_t j = 0; j < RB; ++j) {
+      float dot = dots[i * RB + j];
+      for (size_t r = p; r < k; ++r) dot += a[i * lda + r] * b[j * ldb + r];
+      float& out = c[i * ldc + j];
+      out = beta == 0.0f ? alpha * dot : alpha * dot + beta * out;
+    }
+}
+
+// A few rows of C against B^T (A stored [m, k], B stored [n, k]): dot products along the
+// contiguous rows of both, RA rows of A by RB rows of B at a time, with no packing.
+template <class Arch, size_t RA>
+void dot_rows(size_t n, size_t k, float alpha, const float* a, size_t lda, const float* b,
+              size_t ldb, float beta, float* c, size_t ldc) {
+  // RA x RB accumulators, W of them where possible so that one lane_sums adds them all; at
+  // most 8 rows of B at a time (more parallel streams of B ran slower).
+  constexpr size_t W = xsimd::batch<float, Arch>::size;
+  constexpr size_t RB = RA == 3 || W / RA < 4 ? 4 : (W / RA < 8 ? W / RA : 8);
+  size_t j = 0;
+  for (; j + RB <= n; j += RB)
+    dot_tile<Arch, RA, RB>(k, alpha, a, lda, b + j * ldb, ldb, beta, c + j, ldc);
+  for (; j < n; ++j) dot_tile<Arch, RA, 1>(k, alpha, a, lda, b + j * ldb, ldb, beta, c + j, ldc);
+}
+
+// C = alpha * A B^T + beta * C for m <= kDotRows rows, A rows contiguous.
+constexpr size_t kDotRows = 4;
+template <class Arch>
+void gemm_dots(size_t m, size_t n, size_t k, float alpha, const float* a, size_t lda,
+               const float* b, size_t ldb, float beta, float* c, size_t ldc) {
+  constexpr size_t RA = GemmTraits<Arch>::dot_rows;
+  static_assert(RA == 2 || RA == 4);
+  for (size_t i = 0; i < m; i += RA) {
+    const float* ai = a + i * lda;
+    float* ci = c + i * ldc;
+    switch (m - i < RA ? m - i : RA) {
+      case 1: dot_rows<Arch, 1>(n, k, alpha, ai, lda, b, ldb, beta, ci, ldc); break;
+      case 2: dot_rows<Arch, 2>(n, k, alpha, ai, lda, b, ldb, beta, ci, ldc); break;
+      case 3:  // only reached when RA == 4 (the 1 keeps RA == 2 from instantiating 3 rows)
+        dot_rows<Arch, (RA > 2 ? 3 : 1)>(n, k, alpha, ai, lda, b, ldb, beta, ci, ldc);
+        break;
+      default: dot_rows<Arch, RA>(n, k, alpha, ai, lda, b, ldb, beta, ci, ldc); break;
+    }
+  }
+}
+
+// One row of C against B stored [k, n] (rows contiguous): a 1 x 8W tile streams B row by row
+// with eight independent accumulators; columns past the last whole tile go through the
+// blocked path. A[0, p] = a[p * a_step].
+template <class Arch>
+void gemv_cols(size_t n, size_t k, float alpha, const float* a, size_t a_step, const float* b,
+               size_t ldb, float beta, float* c) {
+  constexpr size_t NV = 8, span = NV * xsimd::batch<float, Arch>::size;
+  size_t j = 0;
+  for (; j + span <= n; j += span)
+    micro_tile<Arch, 1, NV>(k, a, a_step, b + j, ldb, nullptr, c + j, 0, span, alpha, beta);
+  if (j < n) {
+    const bool ta = a_step != 1;  // a_step is the row stride of A stored [k, 1]
+    gemm_blocked<Arch>(ta, false, 1, n - j, k, alpha, a, ta ? a_step : k, b + j, ldb, beta,
+                       c + j, n - j);
+  }
+}
+
+}  // namespace
+
+template <class Arch>
+void Gemm::operator()(Arch, bool ta, bool tb, size_t m, size_t n, size_t k, float alpha,
+                      const float* a, size_t lda, const float* b, size_t ldb, float beta, float* c,
+                      size_t ldc) const {
+  if (m == 0 || n == 0) return;
+  if (k == 0) return scale_c(m, n, beta, c, ldc);
+  if (tb && m <= kDotRows) {  // a few rows times B^T: dot products, B is not packed
+    const float* rows = a;
+    size_t ld = lda;
+    if (ta) {  // A is [k, m]: gather its columns into rows
+      float* tmp = thread_scratch(ScratchSlot::gemm_a, m * k);
+      for (size_t p = 0; p < k; ++p)
+        for (size_t i = 0; i < m; ++i) tmp[i * k + p] = a[p * lda + i];
+      rows = tmp;
+      ld = k;
+    }
+    return gemm_dots<Arch>(m, n, k, alpha, rows, ld, b, ldb, beta, c, ldc);
+  }
+  if (m == 1) return gemv_cols<Arch>(n, k, alpha, a, ta ? lda : 1, b, ldb, beta, c);
+  gemm_blocked<Arch>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template <class Arch>
+GemmTile GemmTileOf::operator()(Arch) const {
+  using T = GemmTraits<Arch>;
+  return {T::mr, T::nv * xsimd::batch<float, Arch>::size, T::kc};
+}
+
+template void Gemm::operator()<arch_t>(arch_t, bool, bool, size_t, size_t, size_t, float,
+                                       const float*, size_t, const float*, size_t, float, float*,
+                                       size_t) const;
+template GemmTile GemmTileOf::operator()<arch_t>(arch_t) const;
+
+}  // namespace crt::kernels
