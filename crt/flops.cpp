@@ -141,15 +141,28 @@ FlopCount backward_flops(const ModelConfig& c, const SegmentWork& seg, const Gra
   return b;
 }
 
-FlopCount train_step_flops(const ModelConfig& c, const std::vector<SegmentWork>& segments) {
+FlopCount train_step_flops(const ModelConfig& c, const std::vector<SegmentWork>& segments,
+                           std::int64_t replay_tokens) {
   require(!segments.empty(), kOp, "a training step needs at least one segment");
+  require(replay_tokens >= 0, kOp, "replay_tokens must be >= 0, got ", replay_tokens);
   FlopCount total;
+  const bool replay = c.memory == MemoryKind::rnn && replay_tokens > 0;
+  if (replay) {
+    // The replayed memory update: forward, and backward from the first segment's use of its
+    // output (its own inputs are detached, so no gradient for the starting memory).
+    const std::int64_t b = segments.front().batch, d = c.d_model;
+    total.memory_rnn += replay_tokens * rnn_step_forward(b, d);
+    // Its inputs are detached too, so the input-gradient product (3 d x d per step, both
+    // cells) does not run.
+    total.memory_rnn += rnn_backward(c.rnn_cell, b, d, replay_tokens, false) -
+                        replay_tokens * 3 * (2 * b * d * d);
+  }
   for (std::size_t i = 0; i < segments.size(); ++i) {
     SegmentWork seg = segments[i];
     seg.training = true;
     GradientFlow flow;
     flow.memory_out_used = i + 1 < segments.size();
-    flow.memory_in_has_grad = i > 0;
+    flow.memory_in_has_grad = i > 0 || replay;
     flow.position_in_has_grad = i > 0;
     total += forward_flops(c, seg);
     total += backward_flops(c, seg, flow);

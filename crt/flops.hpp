@@ -101,9 +101,13 @@ FlopCount forward_flops(const ModelConfig& config, const SegmentWork& segment);
 // What the backward pass of a training step adds for that segment.
 FlopCount backward_flops(const ModelConfig& config, const SegmentWork& segment,
                          const GradientFlow& flow);
-// A training step (Trainer::step) over consecutive segments of one stream (the first one's
-// incoming memory has no graph): forward and backward of each. Throws crt::Error on no segments.
-FlopCount train_step_flops(const ModelConfig& config, const std::vector<SegmentWork>& segments);
+// A training step (Trainer::step) over consecutive segments of one stream: forward and backward
+// of each. For CRT, every step but a stream's first replays the previous segment's memory
+// update with a graph (LanguageModel::forward): `replay_tokens` is that segment's length
+// (0: no replay, the first step), costing one memory-RNN forward and backward over it.
+// Throws crt::Error on no segments.
+FlopCount train_step_flops(const ModelConfig& config, const std::vector<SegmentWork>& segments,
+                           std::int64_t replay_tokens = 0);
 
 // The NCGRU A-update of one cell after an optimiser step (in double, outside the engine's
 // tally): the skew gradient (I+A)^{-T} G (D + U_c^T) is 2 products of H^3 multiply-adds; a

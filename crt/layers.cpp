@@ -174,18 +174,17 @@ void TransformerBlock::collect(const std::string& prefix, NamedTensors& out) con
 }
 
 Tensor sinusoid_table(std::int64_t n, std::int64_t d, DType dtype) {
-  Tensor t = Tensor::empty({n, d}, dtype);
+  Tensor t = Tensor::zeros({n, d}, DType::f64);
+  double* p = t.data<double>();
   const std::int64_t half = d / 2;
-  for (std::int64_t pos = 0; pos < n; ++pos)
-    for (std::int64_t i = 0; i < half; ++i) {
-      const double inv_freq = 1.0 / std::pow(10000.0, double(2 * i) / double(d));
-      t.set({pos, i}, std::sin(double(pos) * inv_freq));
-      t.set({pos, half + i}, std::cos(double(pos) * inv_freq));
+  for (std::int64_t i = 0; i < half; ++i) {
+    const double inv_freq = 1.0 / std::pow(10000.0, double(2 * i) / double(d));
+    for (std::int64_t pos = 0; pos < n; ++pos) {
+      p[pos * d + i] = std::sin(double(pos) * inv_freq);
+      p[pos * d + half + i] = std::cos(double(pos) * inv_freq);
     }
-  if (d % 2) {
-    for (std::int64_t pos = 0; pos < n; ++pos) t.set({pos, d - 1}, 0.0);
   }
-  return t;
+  return dtype == DType::f64 ? t : t.to(dtype);
 }
 
 // ---- recurrent cells -------------------------------------------------------------------

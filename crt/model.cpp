@@ -25,6 +25,8 @@ std::unique_ptr<RecurrentCell> make_cell(const ModelConfig& c, Generator& gen) {
 
 void StreamState::detach() {
   if (memory.defined()) memory = memory.detach();
+  if (memory_inputs.defined()) memory_inputs = memory_inputs.detach();
+  if (memory_before.defined()) memory_before = memory_before.detach();
   if (position_state.defined()) position_state = position_state.detach();
   for (Tensor& t : cache)
     if (t.defined()) t = t.detach();
@@ -33,6 +35,8 @@ void StreamState::detach() {
 NamedTensors StreamState::named() const {
   NamedTensors out;
   if (memory.defined()) out.emplace_back("state.memory", memory);
+  if (memory_inputs.defined()) out.emplace_back("state.memory_inputs", memory_inputs);
+  if (memory_before.defined()) out.emplace_back("state.memory_before", memory_before);
   if (position_state.defined()) out.emplace_back("state.position", position_state);
   for (std::size_t i = 0; i < cache.size(); ++i)
     if (cache[i].defined()) out.emplace_back("state.cache." + std::to_string(i), cache[i]);
@@ -60,6 +64,8 @@ LanguageModel::LanguageModel(const ModelConfig& config, std::uint64_t seed, DTyp
     position_table_ = sinusoid_table(c.seg_len, c.d_model);
   }
   if (relative) {
+    // Sinusoids by relative distance, for up to mem_len cached plus seg_len new positions.
+    position_table_ = sinusoid_table(c.mem_len + c.seg_len, c.d_model);
     rel_biases_.r_w_bias = param_normal({c.n_head, c.d_head}, c.init_std, gen);
     rel_biases_.r_r_bias = param_normal({c.n_head, c.d_head}, c.init_std, gen);
     parameters_.emplace_back("r_w_bias", rel_biases_.r_w_bias);
@@ -146,13 +152,24 @@ Tensor LanguageModel::forward(const std::vector<std::int32_t>& ids, std::int64_t
   const std::int64_t t = std::int64_t(ids.size()) / batch;
   Tensor z = embed(ids, batch, t, state, ctx);
   const bool rnn_memory = c.memory == MemoryKind::rnn;
-  if (rnn_memory) z = concat({state.memory.unsqueeze(1), z}, 1);  // memory at position 0
+  Tensor memory_in = state.memory;
+  if (rnn_memory && grad_enabled() && !memory_in.requires_grad() && state.memory_inputs.defined()) {
+    // The memory arrives cut from the graph (truncated BPTT). Replaying the update that made
+    // it, from its detached inputs, gives the memory RNN a gradient from this segment's loss:
+    // gradients reach one memory update back (and no further). Same values, by determinism.
+    const Tensor replay = memory_rnn_->sequence(state.memory_inputs, state.memory_before);
+    memory_in = replay.narrow(1, replay.size(1) - 1, 1).squeeze(1);
+  }
+  if (rnn_memory) z = concat({memory_in.unsqueeze(1), z}, 1);  // memory at position 0
 
   const bool cache = c.memory == MemoryKind::cache;
   Tensor pos_emb;
   if (c.position == PositionEncoding::relative) {
     const std::int64_t prefix = cache && state.cache[0].defined() ? state.cache[0].size(1) : 0;
-    pos_emb = apply_dropout(sinusoid_table(prefix + t, c.d_model, dtype()), c.dropout, ctx);
+    const std::int64_t k = prefix + t;
+    const Tensor table = k <= position_table_.size(0) ? position_table_.narrow(0, 0, k)
+                                                      : sinusoid_table(k, c.d_model, dtype());
+    pos_emb = apply_dropout(table, c.dropout, ctx);
   }
   std::vector<Tensor> layer_inputs;
   for (std::size_t l = 0; l < blocks_.size(); ++l) {
@@ -174,8 +191,15 @@ Tensor LanguageModel::forward(const std::vector<std::int32_t>& ids, std::int64_t
   if (rnn_memory) {
     // The memory RNN reads the segment's final-layer outputs token by token, starting from
     // the previous memory; its last state is the next memory (kept in the graph for BPTT).
-    const Tensor states = memory_rnn_->sequence(y, state.memory);  // [B, t, d]
+    const Tensor states = memory_rnn_->sequence(y, memory_in);
     state.memory = states.narrow(1, t - 1, 1).squeeze(1);
+    if (grad_enabled()) {
+      state.memory_inputs = y.detach();
+      state.memory_before = memory_in.detach();
+    } else {
+      state.memory_inputs = Tensor();
+      state.memory_before = Tensor();
+    }
   }
   return apply_dropout(y, c.dropout, ctx);
 }

@@ -23,6 +23,10 @@ namespace crt::model {
 struct StreamState {
   std::int64_t batch = 0;
   Tensor memory;               // CRT: [B, d]
+  // CRT training only: the last segment's memory-RNN inputs [B, T, d] and starting memory
+  // [B, d], detached. The next training forward replays that memory update with a graph, so
+  // that even one-segment truncated BPTT trains the memory RNN (see LanguageModel::forward).
+  Tensor memory_inputs, memory_before;
   Tensor position_state;       // CRT with pos_rnn_carry: [B, d]
   std::vector<Tensor> cache;   // Transformer-XL: per layer, [B, <= mem_len, d]
   // Cuts the autograd graph (truncated BPTT); O(1) per tensor.

@@ -155,6 +155,9 @@ void Trainer::load(const std::string& path) {
     require(file.contains(name), kOp, "'", path, "' lacks stream state '", name, "'");
     assign_tensor(t, file.get(name), name, path);
   }
+  // Optional parts: the CRT memory update to replay, and the XL cache (empty at first).
+  if (file.contains("state.memory_inputs")) state.memory_inputs = file.get("state.memory_inputs").contiguous();
+  if (file.contains("state.memory_before")) state.memory_before = file.get("state.memory_before").contiguous();
   for (std::size_t l = 0; l < state.cache.size(); ++l) {
     const std::string name = "state.cache." + std::to_string(l);
     if (file.contains(name)) state.cache[l] = file.get(name).contiguous();

@@ -206,13 +206,15 @@ template double* Tensor::data<double>() const;
 
 static std::int64_t element_offset(const Tensor& t, std::initializer_list<std::int64_t> index,
                                    const char* op) {
-  require(int(index.size()) == t.dim(), op, "index of rank ", index.size(), " for tensor ",
-          t.describe());
+  // Checked with plain ifs: describe() builds strings and must only run on failure.
+  if (int(index.size()) != t.dim())
+    throw Error(format_error(op, "index of rank ", index.size(), " for tensor ", t.describe()));
   std::int64_t off = t.offset();
   int i = 0;
   for (std::int64_t v : index) {
-    require(v >= 0 && v < t.shape()[i], op, "index ", v, " out of range for axis ", i,
-            " of tensor ", t.describe());
+    if (v < 0 || v >= t.shape()[i])
+      throw Error(format_error(op, "index ", v, " out of range for axis ", i, " of tensor ",
+                               t.describe()));
     off += v * t.strides()[i];
     ++i;
   }

@@ -298,3 +298,31 @@ TEST_CASE("bad model input gives clear errors") {
   CHECK_THROWS_WITH_AS(LanguageModel(bad, 1), doctest::Contains("cutoffs"), Error);
   CHECK_THROWS_WITH_AS(parse_model_kind("gpt"), doctest::Contains("unknown model kind 'gpt'"), Error);
 }
+
+TEST_CASE("one-segment truncated BPTT still trains CRT's memory RNN (replayed memory update)") {
+  for (RnnCell cell : {RnnCell::gru, RnnCell::ncgru}) {
+    ModelConfig c = tiny(ModelKind::crt);
+    c.rnn_cell = cell;
+    LanguageModel m(c, 4);
+    std::vector<double> before;
+    for (const auto& [name, p] : m.parameters())
+      if (name.rfind("memory_rnn", 0) == 0) {
+        const auto v = p.to_vector();
+        before.insert(before.end(), v.begin(), v.end());
+      }
+    TrainOptions o;
+    o.steps = 3;
+    o.batch = 2;
+    o.bptt_segments = 1;
+    Trainer t(m, tokens(400, 23, 8), o);
+    for (int i = 0; i < 3; ++i) t.step();
+    std::vector<double> after;
+    for (const auto& [name, p] : m.parameters())
+      if (name.rfind("memory_rnn", 0) == 0) {
+        const auto v = p.to_vector();
+        after.insert(after.end(), v.begin(), v.end());
+      }
+    CAPTURE(to_string(cell));
+    CHECK(before != after);
+  }
+}

@@ -59,11 +59,13 @@ model::SegmentWork loss_work(const model::ModelConfig& c, std::int64_t batch, st
 // The segments of training step `step` (0-based) from a fresh stream, as the trainer sees them.
 std::vector<model::SegmentWork> train_step_work(const model::ModelConfig& c,
                                                 const std::vector<std::int32_t>& tokens,
-                                                const RunOptions& o, std::int64_t step) {
+                                                const RunOptions& o, std::int64_t step,
+                                                std::int64_t* replay_tokens = nullptr) {
   data::BatchStream stream(tokens, int(o.train_batch));
   std::int64_t seen = 0;
   std::vector<model::SegmentWork> work;
   for (std::int64_t s = 0; s <= step; ++s) {
+    if (replay_tokens) *replay_tokens = work.empty() ? 0 : work.back().tokens;
     work.clear();
     for (std::int64_t k = 0; k < o.bptt; ++k) {
       const data::Segment next = stream.next(int(c.seg_len));
@@ -74,12 +76,13 @@ std::vector<model::SegmentWork> train_step_work(const model::ModelConfig& c,
   return work;
 }
 
-// NCGRU A-updates per training step (outside the tally): the position RNN's always; the
-// memory RNN's only when a later segment of the step uses the memory (bptt >= 2).
+// NCGRU A-updates per training step (outside the tally): the position RNN's and the memory
+// RNN's (which gets a gradient every step, through the replayed memory update).
 std::int64_t uncounted_per_step(const model::ModelConfig& c, const RunOptions& o) {
   if (c.memory != model::MemoryKind::rnn || c.rnn_cell != model::RnnCell::ncgru) return 0;
   const std::int64_t one = model::ncgru_update_flops(c.d_model, int(c.ncgru_neumann_order), false);
-  return one * (o.bptt > 1 ? 2 : 1);
+  (void)o;
+  return one * 2;
 }
 
 std::int64_t param_bytes(const model::LanguageModel& m) {
@@ -165,7 +168,9 @@ FlopRow flop_row(const BenchConfig& bc, const BenchModel& bm, std::int64_t seg, 
       model::forward_flops(c, loss_work(c, 1, seg, std::min(c.mem_len, seg), s1.targets)).total();
   const std::vector<std::int32_t> train_tokens =
       zipf_tokens(train_token_count(seg, o, thread_runs), bc.vocab, o.token_seed);
-  row.train_closed = model::train_step_flops(c, train_step_work(c, train_tokens, o, 1)).total();
+  std::int64_t replay = 0;
+  const auto work = train_step_work(c, train_tokens, o, 1, &replay);
+  row.train_closed = model::train_step_flops(c, work, replay).total();
   row.train_uncounted = uncounted_per_step(c, o);
   return row;
 }
@@ -252,7 +257,9 @@ std::vector<Record> run_point(const BenchConfig& bc, const BenchModel& bm, std::
     topt.bptt_segments = o.bptt;
     topt.weight_decay = 0.01;
     model::Trainer trainer(m, tokens, topt);
-    const model::FlopCount steady = model::train_step_flops(c, train_step_work(c, tokens, o, 1));
+    std::int64_t replay = 0;
+    const auto steady_work = train_step_work(c, tokens, o, 1, &replay);
+    const model::FlopCount steady = model::train_step_flops(c, steady_work, replay);
     const std::int64_t per_stream_state = [&] {
       NoGradGuard no_grad;  // the state one stream carries, from a batch-1 forward
       model::StreamState s = m.initial_state(1);
