@@ -33,20 +33,47 @@ struct Carver {
   }
 };
 
-// dst[c * ldd + j] = src[j * d + c] for j < rows, c < d; zeros for rows <= j < ldd.
+// dst[c * ldd + j] = src[j * d + c] for j < rows, c < d; zeros for rows <= j < ldd. Gathers W
+// rows at a time on AVX2 and AVX-512, scalar code elsewhere and for the last rows.
+template <class Arch>
 void transpose_rows(const float* src, size_t rows, size_t d, float* dst, size_t ldd) {
+  size_t j0 = 0;
+#if defined(CRT_KERNEL_ISA_AVX512)
+  if constexpr (std::is_same_v<Arch, xsimd::avx512bw>) {
+    const __m512i offsets = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(int(d)));
+    for (; j0 + 16 <= rows; j0 += 16)
+      for (size_t c = 0; c < d; ++c)
+        _mm512_storeu_ps(dst + c * ldd + j0, _mm512_i32gather_ps(offsets, src + j0 * d + c, 4));
+  }
+#elif defined(CRT_KERNEL_ISA_AVX2)
+  if constexpr (std::is_same_v<Arch, xsimd::fma3<xsimd::avx2>>) {
+    const __m256i offsets =
+        _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(int(d)));
+    for (; j0 + 8 <= rows; j0 += 8)
+      for (size_t c = 0; c < d; ++c)
+        _mm256_storeu_ps(dst + c * ldd + j0, _mm256_i32gather_ps(src + j0 * d + c, offsets, 4));
+  }
+#endif
   for (size_t c = 0; c < d; ++c) {
     float* out = dst + c * ldd;
-    for (size_t j = 0; j < rows; ++j) out[j] = src[j * d + c];
+    for (size_t j = j0; j < rows; ++j) out[j] = src[j * d + c];
     for (size_t j = rows; j < ldd; ++j) out[j] = 0.0f;
   }
 }
 
-// dst[j * ldd + c] = src[j * d + c] for j < rows, c < d; zeros for d <= c < ldd.
+// dst[j * ldd + c] = src[j * d + c] for j < rows, c < d; zeros for d <= c < ldd (ldd: a
+// multiple of W, dst aligned).
+template <class Arch>
 void pad_rows(const float* src, size_t rows, size_t d, float* dst, size_t ldd) {
+  using V = Vec<Arch>;
+  constexpr size_t W = kLanes<Arch>;
   for (size_t j = 0; j < rows; ++j) {
-    for (size_t c = 0; c < d; ++c) dst[j * ldd + c] = src[j * d + c];
-    for (size_t c = d; c < ldd; ++c) dst[j * ldd + c] = 0.0f;
+    size_t c = 0;
+    for (; c + W <= d; c += W) V::load_unaligned(src + j * d + c).store_aligned(dst + j * ldd + c);
+    for (; c < ldd; c += W)
+      load_first<Arch>(src + j * d + c, c < d ? d - c : 0).store_aligned(dst + j * ldd + c);
   }
 }
 
@@ -62,7 +89,7 @@ PaddedRows padded(const float* src, size_t rows, size_t d, Carver& scratch) {
   const size_t dp = round_up(d, kLanes<Arch>);
   if (dp == d) return {src, d};
   float* dst = scratch.take(rows * dp);
-  pad_rows(src, rows, d, dst, dp);
+  pad_rows<Arch>(src, rows, d, dst, dp);
   return {dst, dp};
 }
 
@@ -204,7 +231,7 @@ void attention_forward(const float* q, const float* k, const float* v, const flo
   Carver scratch{thread_scratch(ScratchSlot::gemm_a,  // no GEMM runs inside this kernel
                                 d * tkp + (pad_v ? tk * dp : 0) + kRows * dp + 64)};
   float* kt = scratch.take(d * tkp);  // K^T: [d, tkp]
-  transpose_rows(k, tk, d, kt, tkp);
+  transpose_rows<Arch>(k, tk, d, kt, tkp);
   const PaddedRows vp = padded<Arch>(v, tk, d, scratch);  // V: [tk, dp]
   float* acc = scratch.take(kRows * dp);                   // unnormalised outputs: [kRows, dp]
   alignas(64) float sbuf[kRows * kKeyBlock];               // scores, then probabilities
@@ -301,8 +328,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
                                     3 * kRows * dp + 128)};
   float* kt = scratch.take(d * tkp);  // K^T: [d, tkp]
   float* vt = scratch.take(d * tkp);  // V^T: [d, tkp]
-  transpose_rows(k, tk, d, kt, tkp);
-  transpose_rows(v, tk, d, vt, tkp);
+  transpose_rows<Arch>(k, tk, d, kt, tkp);
+  transpose_rows<Arch>(v, tk, d, vt, tkp);
   const PaddedRows kp = padded<Arch>(k, tk, d, scratch);  // K: [tk, dp]
   float* dk_acc = scratch.take(tk * dp);                   // sum_i ds_ij q_i: [tk, dp]
   float* dv_acc = scratch.take(tk * dp);                   // sum_i p_ij dout_i: [tk, dp]
@@ -327,8 +354,8 @@ void attention_backward(const float* q, const float* k, const float* v, const fl
       delta[r] = row_dot<Arch>(dout + i * d, out + i * d, d);
       for (size_t c = 0; c < dp; ++c) dq_acc[r * dp + c] = 0.0f;
     }
-    pad_rows(q + i0 * d, rows, d, q_tile, dp);
-    pad_rows(dout + i0 * d, rows, d, g_tile, dp);
+    pad_rows<Arch>(q + i0 * d, rows, d, q_tile, dp);
+    pad_rows<Arch>(dout + i0 * d, rows, d, g_tile, dp);
     const size_t nk_min = nk[0], nk_max = nk[rows - 1];
     for (size_t j0 = 0; j0 < nk_max; j0 += kKeyBlock) {
       const size_t jb = nk_max - j0 < kKeyBlock ? nk_max - j0 : kKeyBlock;

@@ -6,10 +6,6 @@
 #include "kernels/simd_kernels.hpp"
 #include "kernels/simd_util.hpp"
 
-#if defined(__ARM_NEON)
-#include <arm_neon.h>
-#endif
-
 namespace crt::kernels::simd {
 namespace {
 
@@ -47,13 +43,14 @@ inline Widened<Arch> widen(const Vec<Arch>& v) {
 }
 
 // Runs f(a op b) for the op chosen once, outside the loop.
-template <class Fn>
+template <class Arch, class Fn>
 inline void with_binary_op(BinaryOp op, Fn f) {
+  using V = Vec<Arch>;
   switch (op) {
-    case BinaryOp::add: return f([](auto a, auto b) { return a + b; });
-    case BinaryOp::sub: return f([](auto a, auto b) { return a - b; });
-    case BinaryOp::mul: return f([](auto a, auto b) { return a * b; });
-    case BinaryOp::div: return f([](auto a, auto b) { return a / b; });
+    case BinaryOp::add: return f([](V a, V b) { return a + b; });
+    case BinaryOp::sub: return f([](V a, V b) { return a - b; });
+    case BinaryOp::mul: return f([](V a, V b) { return a * b; });
+    case BinaryOp::div: return f([](V a, V b) { return divide<Arch>(a, b); });
   }
 }
 
@@ -61,7 +58,7 @@ inline void with_binary_op(BinaryOp op, Fn f) {
 
 template <class Arch>
 void binary(BinaryOp op, const float* a, const float* b, float* y, size_t n) {
-  with_binary_op(op, [&](auto fn) {
+  with_binary_op<Arch>(op, [&](auto fn) {
     map<Arch>(n, y, [fn](Vec<Arch> x, Vec<Arch> z) { return fn(x, z); }, a, b);
   });
 }
@@ -69,7 +66,7 @@ void binary(BinaryOp op, const float* a, const float* b, float* y, size_t n) {
 template <class Arch>
 void binary_scalar_right(BinaryOp op, const float* a, float b, float* y, size_t n) {
   const Vec<Arch> vb(b);
-  with_binary_op(op, [&](auto fn) {
+  with_binary_op<Arch>(op, [&](auto fn) {
     map<Arch>(n, y, [fn, vb](Vec<Arch> x) { return fn(x, vb); }, a);
   });
 }
@@ -77,7 +74,7 @@ void binary_scalar_right(BinaryOp op, const float* a, float b, float* y, size_t 
 template <class Arch>
 void binary_scalar_left(BinaryOp op, float a, const float* b, float* y, size_t n) {
   const Vec<Arch> va(a);
-  with_binary_op(op, [&](auto fn) {
+  with_binary_op<Arch>(op, [&](auto fn) {
     map<Arch>(n, y, [fn, va](Vec<Arch> x) { return fn(va, x); }, b);
   });
 }
@@ -95,7 +92,7 @@ void unary(UnaryOp op, const float* x, float* y, size_t n) {
       return map<Arch>(n, y, [](V v) { return v * normal_cdf<Arch>(v); }, x);
     case UnaryOp::tanh: return map<Arch>(n, y, [](V v) { return xsimd::tanh(v); }, x);
     case UnaryOp::sigmoid: return map<Arch>(n, y, [](V v) { return sigmoid<Arch>(v); }, x);
-    case UnaryOp::sqrt: return map<Arch>(n, y, [](V v) { return xsimd::sqrt(v); }, x);
+    case UnaryOp::sqrt: return map<Arch>(n, y, [](V v) { return square_root<Arch>(v); }, x);
     case UnaryOp::square: return map<Arch>(n, y, [](V v) { return v * v; }, x);
   }
 }
@@ -107,7 +104,8 @@ void unary_backward(UnaryOp op, const float* x, const float* y, const float* dy,
   switch (op) {  // x or y is null for the ops that do not read it
     case UnaryOp::neg: return map<Arch>(n, dx, [](V g) { return negate<Arch>(g); }, dy);
     case UnaryOp::exp: return map<Arch>(n, dx, [](V g, V out) { return g * out; }, dy, y);
-    case UnaryOp::log: return map<Arch>(n, dx, [](V g, V in) { return g / in; }, dy, x);
+    case UnaryOp::log:
+      return map<Arch>(n, dx, [](V g, V in) { return divide<Arch>(g, in); }, dy, x);
     case UnaryOp::relu:
       return map<Arch>(  // g * (0 or 1), as the reference: -0 for negative g, NaN for inf g
           n, dx, [](V g, V in) { return g * xsimd::select(in > V(0.0f), V(1.0f), V(0.0f)); }, dy,
@@ -125,7 +123,7 @@ void unary_backward(UnaryOp op, const float* x, const float* y, const float* dy,
     case UnaryOp::sigmoid:
       return map<Arch>(n, dx, [](V g, V out) { return g * (out * (V(1.0f) - out)); }, dy, y);
     case UnaryOp::sqrt:
-      return map<Arch>(n, dx, [](V g, V out) { return g * (V(0.5f) / out); }, dy, y);
+      return map<Arch>(n, dx, [](V g, V out) { return g * divide<Arch>(V(0.5f), out); }, dy, y);
     case UnaryOp::square:
       return map<Arch>(n, dx, [](V g, V in) { return g * (V(2.0f) * in); }, dy, x);
   }

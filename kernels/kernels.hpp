@@ -166,8 +166,8 @@ void adam_update(double* param, const double* grad, double* m, double* v, std::s
                  const AdamStep& s);
 
 // ---- ISA reporting ----------------------------------------------------------------------
-// Name of the ISA variant the float kernels run on (e.g. "fma3+avx2", "sse2", "neon64",
-// or "scalar" while no SIMD variant is built).
+// Name of the ISA variant the float kernels run on: xsimd's name for it ("avx512bw",
+// "fma3+avx2", "sse2", "arm64+neon").
 const char* active_isa();
 
 }  // namespace crt::kernels

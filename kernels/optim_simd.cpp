@@ -19,7 +19,8 @@ void adam_rows(float* param, const float* grad, float* m, float* v, size_t n, co
     if constexpr (!Decoupled) g = fma<Arch>(wd, p, g);
     mv = fma<Arch>(b1, mv, one_b1 * g);
     vv = fma<Arch>(b2, vv, one_b2 * g * g);
-    const V update = (mv / bc1) / (xsimd::sqrt(vv / bc2) + eps);
+    const V update = divide<Arch>(divide<Arch>(mv, bc1),
+                                  square_root<Arch>(divide<Arch>(vv, bc2)) + eps);
     if constexpr (Decoupled) p = p - lr_wd * p;
     return p - lr * update;
   };

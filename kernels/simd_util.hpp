@@ -11,6 +11,8 @@
 
 #if defined(__SSE2__)
 #include <immintrin.h>
+#elif defined(__ARM_NEON)
+#include <arm_neon.h>
 #endif
 
 namespace crt::kernels::simd {
@@ -69,6 +71,9 @@ inline void store_first(const Vec<Arch>& v, float* p, size_t n) {
 // The sum of the lanes.
 template <class Arch>
 inline float hsum(const Vec<Arch>& v) {
+#if defined(CRT_KERNEL_ISA_AVX512)
+  if constexpr (std::is_same_v<Arch, xsimd::avx512bw>) return _mm512_reduce_add_ps(v);
+#endif
   return xsimd::hadd(v);
 }
 
@@ -109,6 +114,24 @@ inline Vec<Arch> negate(const Vec<Arch>& x) {
 inline constexpr float kInvSqrt2 = 0.70710678118654752440f;
 inline constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 
+// a / b and sqrt(x), correctly rounded: xsimd 8.1 computes both with Newton-Raphson estimates
+// on NEON (a few ulp off, and not IEEE at 0 and infinity); AArch64 has the exact instructions.
+template <class Arch>
+inline Vec<Arch> divide(const Vec<Arch>& a, const Vec<Arch>& b) {
+#if defined(CRT_KERNEL_ISA_NEON64)
+  if constexpr (std::is_same_v<Arch, xsimd::neon64>) return vdivq_f32(a, b);
+#endif
+  return a / b;
+}
+
+template <class Arch>
+inline Vec<Arch> square_root(const Vec<Arch>& x) {
+#if defined(CRT_KERNEL_ISA_NEON64)
+  if constexpr (std::is_same_v<Arch, xsimd::neon64>) return vsqrtq_f32(x);
+#endif
+  return xsimd::sqrt(x);
+}
+
 // exp(x): xsimd::exp, except on AVX-512, where the same range reduction and polynomial as
 // xsimd's finish with vscalefps (p * 2^k, with overflow to inf and gradual underflow to 0 done
 // by the instruction) instead of integer exponent arithmetic and two selects. The input is
@@ -140,7 +163,7 @@ inline Vec<Arch> exp(const Vec<Arch>& x) {
 template <class Arch>
 inline Vec<Arch> sigmoid(const Vec<Arch>& x) {
   using V = Vec<Arch>;
-  return V(1.0f) / (V(1.0f) + simd::exp<Arch>(negate<Arch>(x)));
+  return divide<Arch>(V(1.0f), V(1.0f) + simd::exp<Arch>(negate<Arch>(x)));
 }
 
 // The normal CDF Phi(x) = erfc(-x / sqrt 2) / 2, the exact-GELU gate. The erfc form keeps its
