@@ -1,3 +1,5 @@
+// Shared test helpers: finite-difference gradient checking in double precision, error-message
+// checks, and small comparisons.
 // Finite-difference gradient checking in double precision. f maps the inputs to any tensor;
 // the check contracts it with a fixed random weight to a scalar, so the whole vector-Jacobian
 // product is compared: analytic (backward) against central differences, element by element.
@@ -11,10 +13,38 @@
 #include <vector>
 
 #include "engine/autograd.hpp"
+#include "engine/error.hpp"
+#include "engine/parallel.hpp"
 #include "engine/ops.hpp"
 #include "engine/random.hpp"
 
 namespace crt::testing {
+
+// Runs fn, expects crt::Error, and checks that each fragment appears in its message.
+template <class Fn>
+void expect_error(Fn&& fn, std::initializer_list<const char*> fragments) {
+  try {
+    fn();
+    FAIL("expected crt::Error");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    for (const char* f : fragments)
+      CHECK_MESSAGE(msg.find(f) != std::string::npos, "message: ", msg, " lacks: ", f);
+  }
+}
+
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  const std::vector<double> x = a.to_vector(), y = b.to_vector();
+  double worst = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+  return worst;
+}
+
+// Restores the default thread count when a test changes it.
+struct ThreadCountReset {
+  ~ThreadCountReset() { set_num_threads(0); }
+};
 
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 

@@ -12,34 +12,13 @@
 #include "tests/gradcheck.hpp"
 
 using namespace crt;
+using crt::testing::expect_error;
+using crt::testing::max_abs_diff;
+using crt::testing::ThreadCountReset;
 using crt::testing::gradcheck;
 using crt::testing::rand_input;
 
 namespace {
-
-template <class Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> fragments) {
-  try {
-    fn();
-    FAIL("expected crt::Error");
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const char* f : fragments)
-      CHECK_MESSAGE(msg.find(f) != std::string::npos, "message: ", msg, " lacks: ", f);
-  }
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const std::vector<double> x = a.to_vector(), y = b.to_vector();
-  double worst = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
-  return worst;
-}
-
-struct ThreadCountReset {
-  ~ThreadCountReset() { set_num_threads(0); }
-};
 
 // The reference: T gru_cell steps, states stacked. x: [B, T, I], h0: [B, H] -> [B, T, H]
 Tensor gru_loop(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,

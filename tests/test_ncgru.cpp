@@ -14,6 +14,8 @@
 #include "tests/gradcheck.hpp"
 
 using namespace crt;
+using crt::testing::expect_error;
+using crt::testing::max_abs_diff;
 using crt::model::gauss_jordan_inverse;
 using crt::model::NamedTensors;
 using crt::model::NcgruCell;
@@ -21,26 +23,6 @@ using crt::testing::gradcheck;
 using crt::testing::rand_input;
 
 namespace {
-
-template <class Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> fragments) {
-  try {
-    fn();
-    FAIL("expected crt::Error");
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const char* f : fragments)
-      CHECK_MESSAGE(msg.find(f) != std::string::npos, "message: ", msg, " lacks: ", f);
-  }
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const std::vector<double> x = a.to_vector(), y = b.to_vector();
-  double worst = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
-  return worst;
-}
 
 double max_abs(const Tensor& a) {
   double worst = 0;

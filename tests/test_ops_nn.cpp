@@ -16,23 +16,11 @@
 #include "tests/gradcheck.hpp"
 
 using namespace crt;
+using crt::testing::expect_error;
 using crt::testing::gradcheck;
 using crt::testing::rand_input;
 
 namespace {
-
-// Runs fn, expects crt::Error, and checks that each fragment appears in its message.
-template <class Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> fragments) {
-  try {
-    fn();
-    FAIL("expected crt::Error");
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const char* f : fragments)
-      CHECK_MESSAGE(msg.find(f) != std::string::npos, "message: ", msg, " lacks: ", f);
-  }
-}
 
 void check_close(const std::vector<double>& got, const std::vector<double>& want, double tol) {
   REQUIRE(got.size() == want.size());

@@ -12,35 +12,13 @@
 #include "tests/gradcheck.hpp"
 
 using namespace crt;
+using crt::testing::expect_error;
+using crt::testing::max_abs_diff;
+using crt::testing::ThreadCountReset;
 using crt::testing::gradcheck;
 using crt::testing::rand_input;
 
 namespace {
-
-template <class Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> fragments) {
-  try {
-    fn();
-    FAIL("expected crt::Error");
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const char* f : fragments)
-      CHECK_MESSAGE(msg.find(f) != std::string::npos, "message: ", msg, " lacks: ", f);
-  }
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  REQUIRE(a.shape() == b.shape());
-  const std::vector<double> x = a.to_vector(), y = b.to_vector();
-  double worst = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
-  return worst;
-}
-
-// Restores the default thread count when a test changes it.
-struct ThreadCountReset {
-  ~ThreadCountReset() { set_num_threads(0); }
-};
 
 // ---- gru_cell reference, composed from plain ops -----------------------------------------
 // r = s(x W_ir^T + b_ir + h W_hr^T + b_hr), z likewise, n = tanh(x W_in^T + b_in + r (h W_hn^T

@@ -20,23 +20,12 @@
 #include "engine/parallel.hpp"
 #include "engine/random.hpp"
 #include "engine/schedule.hpp"
+#include "tests/gradcheck.hpp"
 
 using namespace crt;
+using crt::testing::expect_error;
 
 namespace {
-
-// Runs fn, expects crt::Error, and checks that each fragment appears in its message.
-template <class Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> fragments) {
-  try {
-    fn();
-    FAIL("expected crt::Error");
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const char* f : fragments)
-      CHECK_MESSAGE(msg.find(f) != std::string::npos, "message: ", msg, " lacks: ", f);
-  }
-}
 
 Tensor param(const std::vector<double>& values) {
   Tensor t = Tensor::from_vector(values, {std::int64_t(values.size())});

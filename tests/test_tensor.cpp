@@ -9,22 +9,10 @@
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
 #include "engine/random.hpp"
+#include "tests/gradcheck.hpp"
 
 using namespace crt;
-
-namespace {
-// Runs fn, expects crt::Error, and checks that each fragment appears in its message.
-template <class Fn>
-void expect_error(Fn&& fn, std::initializer_list<const char*> fragments) {
-  try {
-    fn();
-    FAIL("expected crt::Error");
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const char* f : fragments) CHECK_MESSAGE(msg.find(f) != std::string::npos, "message: ", msg, " lacks: ", f);
-  }
-}
-}  // namespace
+using crt::testing::expect_error;
 
 TEST_CASE("storage is 64-byte aligned and views share it") {
   Tensor t = Tensor::arange(24).reshape({2, 3, 4});
