@@ -188,10 +188,19 @@ bool Tensor::shares_storage_with(const Tensor& other) const {
   return defined() && other.defined() && impl().storage == other.impl().storage;
 }
 
-std::string Tensor::describe() const {
-  if (!defined()) return "undefined";
+TensorDescription Tensor::describe() const {
+  if (!defined()) return {};
+  return {true, dtype(), shape()};
+}
+
+std::ostream& operator<<(std::ostream& os, const TensorDescription& d) {
+  if (!d.defined) return os << "undefined";
+  return os << dtype_name(d.dtype) << d.shape;
+}
+
+std::string TensorDescription::str() const {
   std::ostringstream os;
-  os << dtype_name(dtype()) << shape();
+  os << *this;
   return os.str();
 }
 

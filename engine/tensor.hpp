@@ -54,6 +54,16 @@ void release_cached_memory();
 struct Node;  // autograd graph node (autograd.hpp)
 class Tensor;
 
+// A tensor's dtype and shape for messages ("f32[2, 3]"). Holds no heap memory, so building
+// one for a check that passes costs nothing; it is formatted only when streamed.
+struct TensorDescription {
+  bool defined = false;
+  DType dtype = DType::f32;
+  Shape shape;
+  std::string str() const;
+  friend std::ostream& operator<<(std::ostream& os, const TensorDescription& d);
+};
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   std::int64_t offset = 0;  // in elements
@@ -92,7 +102,7 @@ class Tensor {
   DType dtype() const { return impl().dtype; }
   bool is_contiguous() const;
   bool shares_storage_with(const Tensor& other) const;
-  std::string describe() const;  // "f32[2, 3]"
+  TensorDescription describe() const;  // streams as "f32[2, 3]"
 
   // Typed pointer to the first element (offset applied). Throws on a dtype mismatch.
   template <class T>
