@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # crt entry point (Debian 12; installs missing packages with apt-get when run as root).
-#   bash run.sh main [train_demo flags]   build (release) and run the main job: the demo
+#   bash run.sh main [crt-bench flags]    build (release) and run the main job: the benchmark
+#                                         suite's quick mode (FLOPs, latency, memory; a few minutes)
+#   bash run.sh demo [train_demo flags]   build and run the training demo (about a minute)
 #   bash run.sh test [meson test args]    build (release) and run every test (meson test)
 #   bash run.sh build                     configure and build only
 # The build directory is ./build (override with CRT_BUILD_DIR). The data folder is
@@ -41,6 +43,10 @@ command=${1:-}
 case $command in
   main)
     build
+    exec "$build_dir/bench/crt-bench" "$@"
+    ;;
+  demo)
+    build
     exec "$build_dir/crt/train_demo" "$@"
     ;;
   test)
@@ -51,7 +57,7 @@ case $command in
     build
     ;;
   *)
-    echo "usage: bash run.sh main|test|build [args]" >&2
+    echo "usage: bash run.sh main|demo|test|build [args]" >&2
     exit 2
     ;;
 esac
