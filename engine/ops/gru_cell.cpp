@@ -71,18 +71,7 @@ void check_args(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tens
   const std::int64_t batch = x.size(0), in = x.size(1), hidden = h.size(1);
   require(h.size(0) == batch, kOp, "h ", h.describe(), " should be [B, H] = [", batch, ", ",
           hidden, "] to match x ", x.describe());
-  require(w_ih.shape() == Shape{3 * hidden, in}, kOp, "w_ih ", w_ih.describe(),
-          " should be [3H, I] = [", 3 * hidden, ", ", in, "]");
-  require(w_hh.shape() == Shape{3 * hidden, hidden}, kOp, "w_hh ", w_hh.describe(),
-          " should be [3H, H] = [", 3 * hidden, ", ", hidden, "]");
-  if (b_ih.defined())
-    require(b_ih.shape() == Shape{3 * hidden}, kOp, "b_ih ", b_ih.describe(),
-            " should be [3H] = [", 3 * hidden, "]");
-  if (b_hh.defined())
-    require(b_hh.shape() == Shape{3 * hidden}, kOp, "b_hh ", b_hh.describe(),
-            " should be [3H] = [", 3 * hidden, "]");
-  for (const Tensor* t : {&h, &w_ih, &w_hh, &b_ih, &b_hh})
-    if (t->defined()) detail::require_same_dtype(x, *t, kOp);
+  detail::require_gru_weights(kOp, x, h, w_ih, w_hh, b_ih, b_hh, in, hidden);
 }
 
 // Detached, contiguous data of an input (undefined stays undefined).

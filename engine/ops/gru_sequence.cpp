@@ -89,18 +89,7 @@ void check_args(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const Ten
   require(steps >= 1, kOp, "x ", x.describe(), " has no time steps; expected [B, T, I] with T >= 1");
   require(h0.size(0) == batch, kOp, "h0 ", h0.describe(), " should be [B, H] = [", batch, ", ",
           hidden, "] to match x ", x.describe());
-  require(w_ih.shape() == Shape{3 * hidden, in}, kOp, "w_ih ", w_ih.describe(),
-          " should be [3H, I] = [", 3 * hidden, ", ", in, "]");
-  require(w_hh.shape() == Shape{3 * hidden, hidden}, kOp, "w_hh ", w_hh.describe(),
-          " should be [3H, H] = [", 3 * hidden, ", ", hidden, "]");
-  if (b_ih.defined())
-    require(b_ih.shape() == Shape{3 * hidden}, kOp, "b_ih ", b_ih.describe(),
-            " should be [3H] = [", 3 * hidden, "]");
-  if (b_hh.defined())
-    require(b_hh.shape() == Shape{3 * hidden}, kOp, "b_hh ", b_hh.describe(),
-            " should be [3H] = [", 3 * hidden, "]");
-  for (const Tensor* t : {&h0, &w_ih, &w_hh, &b_ih, &b_hh})
-    if (t->defined()) detail::require_same_dtype(x, *t, kOp);
+  detail::require_gru_weights(kOp, x, h0, w_ih, w_hh, b_ih, b_hh, in, hidden);
 }
 
 // Detached, contiguous data of an input (undefined stays undefined).

@@ -39,4 +39,23 @@ inline std::int64_t leading_rows(const Tensor& t) {
   return t.dim() == 0 ? 1 : t.numel() / std::max<std::int64_t>(1, t.shape().back());
 }
 
+// The GRU weights' checks shared by gru_cell and gru_sequence: w_ih [3H, I], w_hh [3H, H],
+// b_ih and b_hh [3H] or undefined, all of x's dtype (state: h or h0, already checked).
+inline void require_gru_weights(const char* op, const Tensor& x, const Tensor& state,
+                                const Tensor& w_ih, const Tensor& w_hh, const Tensor& b_ih,
+                                const Tensor& b_hh, std::int64_t in, std::int64_t hidden) {
+  require(w_ih.shape() == Shape{3 * hidden, in}, op, "w_ih ", w_ih.describe(),
+          " should be [3H, I] = [", 3 * hidden, ", ", in, "]");
+  require(w_hh.shape() == Shape{3 * hidden, hidden}, op, "w_hh ", w_hh.describe(),
+          " should be [3H, H] = [", 3 * hidden, ", ", hidden, "]");
+  if (b_ih.defined())
+    require(b_ih.shape() == Shape{3 * hidden}, op, "b_ih ", b_ih.describe(),
+            " should be [3H] = [", 3 * hidden, "]");
+  if (b_hh.defined())
+    require(b_hh.shape() == Shape{3 * hidden}, op, "b_hh ", b_hh.describe(),
+            " should be [3H] = [", 3 * hidden, "]");
+  for (const Tensor* t : {&state, &w_ih, &w_hh, &b_ih, &b_hh})
+    if (t->defined()) require_same_dtype(x, *t, op);
+}
+
 }  // namespace crt::detail
