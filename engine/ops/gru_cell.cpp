@@ -5,60 +5,20 @@
 
 #include "engine/flops.hpp"
 #include "engine/ops.hpp"
+#include "engine/ops/gru_common.hpp"
 #include "engine/ops/op_util.hpp"
 #include "engine/parallel.hpp"
 #include "kernels/kernels.hpp"
 
 namespace crt {
 using detail::dispatch_dtype;
+using detail::gemm_tiled;
+using detail::project;
 using detail::usize;
 
 namespace {
 
 constexpr const char* kOp = "gru_cell";
-
-// C = op(A) op(B) + beta C on contiguous row-major buffers, split over fixed output tiles
-// (independent of the thread count, so results are too). Counts its FLOPs.
-template <class T>
-void gemm_parallel(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
-                   std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c,
-                   std::int64_t ldc) {
-  count_flops(2 * m * n * k);
-  if (m == 0 || n == 0) return;
-  if (k == 0) {  // empty product: C = beta C
-    for (std::int64_t i = 0; i < m; ++i)
-      for (std::int64_t j = 0; j < n; ++j)
-        c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
-    return;
-  }
-  constexpr std::int64_t kTileM = 64, kTileN = 256;
-  const bool small = 2 * m * n * k < (1 << 18);
-  const std::int64_t tile_m = small ? m : kTileM, tile_n = small ? n : kTileN;
-  const std::int64_t tiles_m = (m + tile_m - 1) / tile_m, tiles_n = (n + tile_n - 1) / tile_n;
-  parallel_for(0, tiles_m * tiles_n, 1, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t t = lo; t < hi; ++t) {
-      const std::int64_t i0 = (t / tiles_n) * tile_m, j0 = (t % tiles_n) * tile_n;
-      const std::int64_t mi = std::min(tile_m, m - i0), nj = std::min(tile_n, n - j0);
-      const T* at = ta ? a + i0 : a + i0 * lda;
-      const T* bt = tb ? b + j0 * ldb : b + j0;
-      kernels::gemm(ta, tb, usize(mi), usize(nj), usize(k), T(1), at, usize(lda), bt, usize(ldb),
-                    beta, c + i0 * ldc + j0, usize(ldc));
-    }
-  });
-}
-
-// gates: [B, 3H] = in [B, K] W^T (W: [3H, K]) + bias (or no bias when undefined).
-template <class T>
-void input_product(const Tensor& in, const Tensor& w, const Tensor& bias, const Tensor& gates) {
-  const std::int64_t rows = gates.size(0), cols = gates.size(1), k = in.size(1);
-  T* gp = gates.data<T>();
-  if (bias.defined()) {
-    const T* bp = bias.data<T>();
-    for (std::int64_t r = 0; r < rows; ++r) std::copy(bp, bp + cols, gp + r * cols);
-  }
-  gemm_parallel<T>(false, true, rows, cols, k, in.data<T>(), k, w.data<T>(), k,
-                   bias.defined() ? T(1) : T(0), gp, cols);
-}
 
 void check_args(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& w_hh,
                 const Tensor& b_ih, const Tensor& b_hh) {
@@ -90,8 +50,8 @@ Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tens
   Tensor h_out = Tensor::empty({batch, hidden}, x.dtype());
   dispatch_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    input_product<T>(x_d, wih_d, data_of(b_ih), gi);
-    input_product<T>(h_d, whh_d, data_of(b_hh), gh);
+    project<T>(x_d.data<T>(), batch, in, wih_d, data_of(b_ih), gi.data<T>(), 3 * hidden, true);
+    project<T>(h_d.data<T>(), batch, hidden, whh_d, data_of(b_hh), gh.data<T>(), 3 * hidden, true);
     kernels::gru_gates_forward(gi.data<T>(), gh.data<T>(), h_d.data<T>(), h_out.data<T>(),
                                usize(batch), usize(hidden));
   });
@@ -117,21 +77,21 @@ Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tens
                                                 dh.data<T>(), usize(batch), usize(hidden));
                     if (needs[0]) {  // dx = d_gi W_ih
                       dx = Tensor::empty({batch, in}, g.dtype());
-                      gemm_parallel<T>(false, false, batch, in, g3, d_gi.data<T>(), g3,
-                                       wih_saved.data<T>(), in, T(0), dx.data<T>(), in);
+                      gemm_tiled<T>(false, false, batch, in, g3, d_gi.data<T>(), g3,
+                                       wih_saved.data<T>(), in, T(0), dx.data<T>(), in, true);
                     }
                     if (needs[1])  // dh = z * dh' + d_gh W_hh
-                      gemm_parallel<T>(false, false, batch, hidden, g3, d_gh.data<T>(), g3,
-                                       whh_saved.data<T>(), hidden, T(1), dh.data<T>(), hidden);
+                      gemm_tiled<T>(false, false, batch, hidden, g3, d_gh.data<T>(), g3,
+                                       whh_saved.data<T>(), hidden, T(1), dh.data<T>(), hidden, true);
                     if (needs[2]) {  // dW_ih = d_gi^T x
                       dw_ih = Tensor::empty({g3, in}, g.dtype());
-                      gemm_parallel<T>(true, false, g3, in, batch, d_gi.data<T>(), g3,
-                                       x_saved.data<T>(), in, T(0), dw_ih.data<T>(), in);
+                      gemm_tiled<T>(true, false, g3, in, batch, d_gi.data<T>(), g3,
+                                       x_saved.data<T>(), in, T(0), dw_ih.data<T>(), in, true);
                     }
                     if (needs[3]) {  // dW_hh = d_gh^T h
                       dw_hh = Tensor::empty({g3, hidden}, g.dtype());
-                      gemm_parallel<T>(true, false, g3, hidden, batch, d_gh.data<T>(), g3,
-                                       h_d.data<T>(), hidden, T(0), dw_hh.data<T>(), hidden);
+                      gemm_tiled<T>(true, false, g3, hidden, batch, d_gh.data<T>(), g3,
+                                       h_d.data<T>(), hidden, T(0), dw_hh.data<T>(), hidden, true);
                     }
                     if (needs[4]) {
                       db_ih = Tensor::empty({g3}, g.dtype());
