@@ -36,6 +36,25 @@ int num_threads() {
   return g_threads > 0 ? g_threads : int(tbb::info::default_concurrency());
 }
 
+namespace {
+
+// Runs fn over fixed `grain`-sized chunks of [begin, end) through the given partitioner.
+template <class Partitioner>
+void run_chunks(std::int64_t begin, std::int64_t end, std::int64_t grain,
+                const std::function<void(std::int64_t, std::int64_t)>& fn,
+                const Partitioner& partitioner) {
+  const std::int64_t chunks = (end - begin + grain - 1) / grain;
+  tbb::parallel_for(
+      tbb::blocked_range<std::int64_t>(0, chunks, 1),
+      [&](const tbb::blocked_range<std::int64_t>& r) {
+        for (std::int64_t c = r.begin(); c != r.end(); ++c)
+          fn(begin + c * grain, std::min(end, begin + (c + 1) * grain));
+      },
+      partitioner);
+}
+
+}  // namespace
+
 void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain,
                   const std::function<void(std::int64_t, std::int64_t)>& fn) {
   if (end <= begin) return;
@@ -45,14 +64,18 @@ void parallel_for(std::int64_t begin, std::int64_t end, std::int64_t grain,
     return;
   }
   // simple_partitioner splits down to exactly `grain`-sized pieces, independent of threads.
-  const std::int64_t chunks = (end - begin + grain - 1) / grain;
-  tbb::parallel_for(
-      tbb::blocked_range<std::int64_t>(0, chunks, 1),
-      [&](const tbb::blocked_range<std::int64_t>& r) {
-        for (std::int64_t c = r.begin(); c != r.end(); ++c)
-          fn(begin + c * grain, std::min(end, begin + (c + 1) * grain));
-      },
-      tbb::simple_partitioner());
+  run_chunks(begin, end, grain, fn, tbb::simple_partitioner());
+}
+
+void parallel_for_static(std::int64_t begin, std::int64_t end, std::int64_t grain,
+                         const std::function<void(std::int64_t, std::int64_t)>& fn) {
+  if (end <= begin) return;
+  grain = std::max<std::int64_t>(1, grain);
+  if (end - begin <= grain || num_threads() == 1) {
+    for (std::int64_t lo = begin; lo < end; lo += grain) fn(lo, std::min(end, lo + grain));
+    return;
+  }
+  run_chunks(begin, end, grain, fn, tbb::static_partitioner());
 }
 
 }  // namespace crt

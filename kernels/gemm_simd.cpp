@@ -513,6 +513,50 @@ void dot_tile(size_t k, float alpha, const float* a, size_t lda, const float* b,
     }
 }
 
+// One row of A against W rows of B (a GEMV tile; B stored [n, k]): C[0, j] = alpha *
+// dot(a, B[j, :]) + beta * C[0, j] for j < W. The k-loop takes Unroll vectors of a at a time
+// and walks down the W rows with one pointer, so no register holds more than one row address
+// (W row pointers, one per accumulator, spilled on AVX-512), and one lane_sums adds all W.
+template <class Arch>
+void dot_tile_row(size_t k, float alpha, const float* a, const float* b, size_t ldb, float beta,
+                  float* c) {
+  using V = xsimd::batch<float, Arch>;
+  constexpr size_t W = V::size;
+  V acc[W];
+  // Four rows at a time, each read front to back (four neighbouring sequential streams, which
+  // the hardware prefetcher follows; the W rows are one contiguous stretch when ldb == k), two
+  // accumulators per row so that eight independent FMA chains hide the FMA latency.
+  const size_t kw = k / W * W;
+  for (size_t j = 0; j < W; j += 4) {
+    const float* row = b + j * ldb;
+    V even[4], odd[4];
+    for (size_t r = 0; r < 4; ++r) even[r] = odd[r] = V(0.0f);
+    size_t p = 0;
+    for (; p + 2 * W <= kw; p += 2 * W) {
+      const V a0 = V::load_unaligned(a + p), a1 = V::load_unaligned(a + p + W);
+      for (size_t r = 0; r < 4; ++r) {
+        __builtin_prefetch(row + (r + W) * ldb + p, 0, 3);
+        __builtin_prefetch(row + (r + W) * ldb + p + W, 0, 3);
+        even[r] = madd(a0, V::load_unaligned(row + r * ldb + p), even[r]);
+        odd[r] = madd(a1, V::load_unaligned(row + r * ldb + p + W), odd[r]);
+      }
+    }
+    if (p < kw) {
+      const V a0 = V::load_unaligned(a + p);
+      for (size_t r = 0; r < 4; ++r) even[r] = madd(a0, V::load_unaligned(row + r * ldb + p), even[r]);
+    }
+    for (size_t r = 0; r < 4; ++r) acc[j + r] = even[r] + odd[r];
+  }
+  const size_t p = kw;
+  alignas(64) float dots[W];
+  lane_sums<Arch>(acc, dots);
+  for (size_t j = 0; j < W; ++j) {
+    float dot = dots[j];
+    for (size_t r = p; r < k; ++r) dot += a[r] * b[j * ldb + r];
+    c[j] = beta == 0.0f ? alpha * dot : alpha * dot + beta * c[j];
+  }
+}
+
 // A few rows of C against B^T (A stored [m, k], B stored [n, k]): dot products along the
 // contiguous rows of both, RA rows of A by RB rows of B at a time, with no packing.
 template <class Arch, size_t RA>
@@ -523,6 +567,9 @@ void dot_rows(size_t n, size_t k, float alpha, const float* a, size_t lda, const
   constexpr size_t W = xsimd::batch<float, Arch>::size;
   constexpr size_t RB = RA == 3 || W / RA < 4 ? 4 : (W / RA < 8 ? W / RA : 8);
   size_t j = 0;
+  if constexpr (RA == 1) {
+    for (; j + W <= n; j += W) dot_tile_row<Arch>(k, alpha, a, b + j * ldb, ldb, beta, c + j);
+  }
   for (; j + RB <= n; j += RB)
     dot_tile<Arch, RA, RB>(k, alpha, a, lda, b + j * ldb, ldb, beta, c + j, ldc);
   for (; j < n; ++j) dot_tile<Arch, RA, 1>(k, alpha, a, lda, b + j * ldb, ldb, beta, c + j, ldc);

@@ -247,7 +247,11 @@ TEST_CASE("kernels: gemm row-vector products (M = 1) across wide N") {
     const size_t W = t->lanes, NR = t->gemm_nr;
     std::set<size_t> ns{16 * W + NR + 5};
     add_around(ns, 8 * W);  // the row-vector path streams B in 8-vector column strips
-    const size_t ks[] = {1, 7, W + 3, t->gemm_kc + 5};
+    add_around(ns, W);      // with B^T: tiles of W rows of B, then single rows
+    add_around(ns, 2 * W);
+    // Depths: below a vector, around one, an odd number of vectors (the two-vector k-loop
+    // leaves one), and past one depth block.
+    const size_t ks[] = {1, 7, W - 1, W, W + 3, 2 * W, 3 * W, 3 * W + 1, t->gemm_kc + 5};
     size_t i = 0;
     for (bool ta : kTrans)
       for (bool tb : kTrans)

@@ -80,14 +80,18 @@ TEST_CASE("gru_cell forward matches the GRU formula (gate order r, z, n)") {
   Generator gen(11);
   for (DType dtype : {DType::f64, DType::f32})
     for (bool biases : {true, false})
-      for (std::int64_t batch : {1, 3}) {
+      // Batches up to 4 take the unit-blocked path (blocks of 64 units, so hidden 70 spans
+      // two), larger ones the per-product path.
+      for (std::int64_t batch : {1, 3, 4, 5})
+        for (std::int64_t hidden : {4, 70}) {
         CAPTURE(dtype_name(dtype));
         CAPTURE(biases);
         CAPTURE(batch);
-        const GruInputs g = gru_inputs(batch, 5, 4, biases, gen, dtype);
+        CAPTURE(hidden);
+        const GruInputs g = gru_inputs(batch, 5, hidden, biases, gen, dtype);
         const Tensor got = gru_cell(g.x, g.h, g.w_ih, g.w_hh, g.b_ih, g.b_hh);
         const Tensor want = gru_reference(g.x, g.h, g.w_ih, g.w_hh, g.b_ih, g.b_hh);
-        CHECK(got.shape() == Shape{batch, 4});
+        CHECK(got.shape() == Shape{batch, hidden});
         CHECK(got.dtype() == dtype);
         CHECK(max_abs_diff(got, want) < (dtype == DType::f64 ? 1e-13 : 1e-5));
       }
@@ -107,11 +111,11 @@ TEST_CASE("gru_cell forward: a hand-computed one-unit step") {
   CHECK(out.item() == doctest::Approx(0.25 * n + 0.75 * h).epsilon(1e-14));
 }
 
-TEST_CASE("gradcheck: gru_cell, all six inputs, with and without biases, B=1 and B=3") {
+TEST_CASE("gradcheck: gru_cell, all six inputs, with and without biases, B=1, 3 and 6") {
   Generator gen(12);
   const std::int64_t in = 5, hidden = 4;
   for (bool biases : {true, false})
-    for (std::int64_t batch : {1, 3}) {
+    for (std::int64_t batch : {1, 3, 6}) {
       CAPTURE(biases);
       CAPTURE(batch);
       std::vector<Tensor> inputs = {rand_input({batch, in}, gen), rand_input({batch, hidden}, gen),
@@ -151,6 +155,23 @@ TEST_CASE("gradcheck: gru_cell with non-contiguous x, h and w_ih") {
   CHECK(max_abs_diff(gru_cell(x, h, w_ih, inputs[3], inputs[4], inputs[5]),
                      gru_cell(x.contiguous(), h.contiguous(), w_ih.contiguous(), inputs[3],
                               inputs[4], inputs[5])) == 0.0);
+}
+
+TEST_CASE("gru_cell at batch 1 and 16 gives the same bits at 1 and 2 threads") {
+  // Large enough that the step is split over threads (by hidden units at batch 1, by output
+  // tiles at batch 16); the partition does not depend on the thread count.
+  ThreadCountReset reset;
+  Generator gen(15);
+  for (std::int64_t batch : {1, 16}) {
+    CAPTURE(batch);
+    const GruInputs g = gru_inputs(batch, 256, 200, true, gen, DType::f32);
+    set_num_threads(1);
+    const Tensor one = gru_cell(g.x, g.h, g.w_ih, g.w_hh, g.b_ih, g.b_hh);
+    set_num_threads(2);
+    const Tensor two = gru_cell(g.x, g.h, g.w_ih, g.w_hh, g.b_ih, g.b_hh);
+    CHECK(max_abs_diff(one, two) == 0.0);
+    CHECK(max_abs_diff(one, gru_reference(g.x, g.h, g.w_ih, g.w_hh, g.b_ih, g.b_hh)) < 1e-5);
+  }
 }
 
 TEST_CASE("gru_cell is one node, fills only the gradients asked for, and counts FLOPs") {
