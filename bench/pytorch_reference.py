@@ -469,6 +469,8 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.serve:
+        sys.stdout.write(json.dumps({"ready": True, "torch": torch.__version__}) + "\n")
+        sys.stdout.flush()
         for line in sys.stdin:
             if not line.strip():
                 continue

@@ -119,6 +119,22 @@ Reference::Reference(const std::string& python, const std::string& script,
     processes_.back().threads = t;
     start(processes_.back(), python, script);
   }
+  // Wait until every worker has imported torch and says it is ready: a worker still starting
+  // up would take CPU time from crt's first timings.
+  for (Process& p : processes_) {
+    char* buf = nullptr;
+    std::size_t cap = 0;
+    const ssize_t got = getline(&buf, &cap, p.from);
+    const std::string line = got > 0 ? std::string(buf, std::size_t(got)) : std::string();
+    std::free(buf);
+    if (line.find("\"ready\"") == std::string::npos) {
+      std::cout << "  [pytorch] the " << p.threads << "-thread worker did not start ("
+                << (got > 0 ? "it said: " + line : std::string("no answer")) << "); no PyTorch figures at "
+                << p.threads << " thread(s)" << std::endl;
+      p.failed = true;
+      stop(p);
+    }
+  }
 }
 
 Reference::~Reference() {
