@@ -295,6 +295,7 @@ void NcgruCell::after_step(double lr) {
       ap[j * n + i] = -s;
     }
   }
+  a.bump_version();
   a_step.fill_(t);
 
   const auto updates = std::int64_t(t);

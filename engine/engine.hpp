@@ -11,3 +11,4 @@
 #include "engine/schedule.hpp"
 #include "engine/shape.hpp"
 #include "engine/tensor.hpp"
+#include "engine/weight_cache.hpp"

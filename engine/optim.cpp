@@ -226,6 +226,7 @@ void SGD::update(std::size_t, const Tensor& param, const Tensor& grad,
     sgd_update<T>(param.data<T>(), grad.data<T>(), buffer.defined() ? buffer.data<T>() : nullptr,
                   first, param.numel(), options_, lr());
   });
+  param.bump_version();
 }
 
 // ---- Adam / AdamW --------------------------------------------------------------------------
@@ -270,6 +271,7 @@ void Adam::update(std::size_t, const Tensor& param, const Tensor& grad,
       kernels::adam_update(p + lo, g + lo, m + lo, v + lo, usize(hi - lo), s);
     });
   });
+  param.bump_version();
 }
 
 AdamW::AdamW(std::vector<Tensor> params, const AdamOptions& options)

@@ -1,5 +1,6 @@
 // Tensor storage, creation, element access, views and their gradients.
 #include "engine/tensor.hpp"
+#include "engine/weight_cache.hpp"
 
 #include <algorithm>
 #include <cstdlib>
@@ -81,7 +82,12 @@ std::size_t rounded_size(std::size_t bytes) {
 }
 }  // namespace
 
-Storage::Storage(std::size_t bytes) : bytes_(bytes) {
+namespace {
+std::atomic<std::uint64_t> g_next_storage_id{1};
+}  // namespace
+
+Storage::Storage(std::size_t bytes)
+    : bytes_(bytes), id_(g_next_storage_id.fetch_add(1, std::memory_order_relaxed)) {
   const std::size_t rounded = rounded_size(bytes);
   data_ = buffer_cache().take(rounded);
   if (!data_) data_ = std::aligned_alloc(kAlignment, rounded);
@@ -98,7 +104,10 @@ Storage::~Storage() {
   g_current_bytes.fetch_sub(std::int64_t(bytes_));
 }
 
-void release_cached_memory() { buffer_cache().release_all(); }
+void release_cached_memory() {
+  clear_weight_cache();
+  buffer_cache().release_all();
+}
 
 MemoryStats memory_stats() {
   return {g_current_bytes.load(), g_peak_bytes.load(), g_allocations.load()};
@@ -242,7 +251,11 @@ void Tensor::set(std::initializer_list<std::int64_t> index, double value) {
     static_cast<float*>(impl().storage->data())[off] = float(value);
   else
     static_cast<double*>(impl().storage->data())[off] = value;
+  bump_version();
 }
+
+std::uint64_t Tensor::version() const { return impl().storage->version(); }
+void Tensor::bump_version() const { impl().storage->bump_version(); }
 
 double Tensor::item() const {
   require(numel() == 1, "Tensor::item", "needs exactly one element, got ", describe());
@@ -273,6 +286,7 @@ static void require_writable(const Tensor& t, const char* op) {
 Tensor& Tensor::fill_(double value) {
   require_writable(*this, "Tensor::fill_");
   strided_fill(*this, value);
+  bump_version();
   return *this;
 }
 
@@ -281,6 +295,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   require(src.shape() == shape(), "Tensor::copy_", "source shape ", src.shape(),
           " differs from destination shape ", shape());
   strided_copy(src, *this);
+  bump_version();
   return *this;
 }
 

@@ -35,10 +35,18 @@ class Storage {
   Storage& operator=(const Storage&) = delete;
   void* data() const { return data_; }
   std::size_t bytes() const { return bytes_; }
+  // Unique for the life of the process (a freed buffer reused at the same address gets a new
+  // id), and a counter of in-place writes: together they say whether data derived from this
+  // storage earlier (engine/weight_cache.hpp) is still current.
+  std::uint64_t id() const { return id_; }
+  std::uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_acq_rel); }
 
  private:
   void* data_;
   std::size_t bytes_;
+  std::uint64_t id_;
+  std::atomic<std::uint64_t> version_{0};
 };
 
 struct MemoryStats {
@@ -48,7 +56,8 @@ struct MemoryStats {
 };
 MemoryStats memory_stats();
 void reset_peak_memory();
-// Freed storage buffers are cached for reuse (bounded at 1 GiB); this returns them to the system.
+// Freed storage buffers are cached for reuse (bounded at 1 GiB); this returns them to the system
+// and drops the inference copies of transposed weights (weight_cache.hpp).
 void release_cached_memory();
 
 struct Node;  // autograd graph node (autograd.hpp)
@@ -105,8 +114,13 @@ class Tensor {
   TensorDescription describe() const;  // streams as "f32[2, 3]"
 
   // Typed pointer to the first element (offset applied). Throws on a dtype mismatch.
+  // Code that writes through it into a tensor that lives on (a parameter) must call
+  // bump_version() afterwards, as the engine's own in-place writers (fill_, copy_, set, the
+  // optimisers) do: caches of data derived from a weight check the version.
   template <class T>
   T* data() const;
+  std::uint64_t version() const;  // the storage's count of in-place writes
+  void bump_version() const;
   // Element at a multi-index (slow; for tests and small reads).
   double at(std::initializer_list<std::int64_t> index) const;
   void set(std::initializer_list<std::int64_t> index, double value);

@@ -5,6 +5,7 @@
 
 #include "engine/flops.hpp"
 #include "engine/ops.hpp"
+#include "engine/weight_cache.hpp"
 #include "engine/ops/op_util.hpp"
 #include "engine/parallel.hpp"
 #include "engine/strided.hpp"
@@ -55,6 +56,19 @@ bool batch_collapses(const MatrixView& v) {
     expect *= x.shape()[i];
   }
   return true;
+}
+
+// Inference (gradients off) with a parameter stored [n, k] and used as B^T, against a few
+// rows of A (one short segment): the GEMM would transpose the whole weight into its packed
+// panels at every call, costing about as much as the product itself; a cached row-major
+// [k, n] copy is read in place instead (weight_cache.hpp). At most 4 rows run as dot products
+// that read the weight as stored, and tall products amortise the packing, so neither uses it.
+constexpr std::int64_t kCacheMinRows = 5, kCacheMaxRows = 512, kCacheMinWeight = 1 << 14;
+
+bool use_weight_cache(const Tensor& a, const Tensor& b, bool tb, std::int64_t k) {
+  if (!tb || grad_enabled() || b.dim() != 2 || !b.requires_grad() || k == 0) return false;
+  const std::int64_t rows = a.numel() / k;
+  return rows >= kCacheMinRows && rows <= kCacheMaxRows && b.numel() >= kCacheMinWeight;
 }
 
 template <class T>
@@ -120,7 +134,9 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     y.fill_(0.0);
     return y;
   }
-  const MatrixView va = as_matrix(a, ta), vb = as_matrix(b, tb);
+  const bool cached = use_weight_cache(a, b, tb, k);
+  const MatrixView va = as_matrix(a, ta);
+  const MatrixView vb = cached ? MatrixView{cached_transpose(b), n, false} : as_matrix(b, tb);
   dispatch_dtype(a.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T* yp = y.data<T>();

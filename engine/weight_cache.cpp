@@ -1,0 +1,102 @@
+// The inference cache of transposed weights (see weight_cache.hpp).
+#include "engine/weight_cache.hpp"
+
+#include <map>
+#include <mutex>
+#include <tuple>
+
+namespace crt {
+namespace {
+
+// One copy per (storage, offset, shape, strides): two views of one storage never share one.
+using Key = std::tuple<std::uint64_t, std::int64_t, std::vector<std::int64_t>>;
+
+struct Entry {
+  std::weak_ptr<Storage> source;  // expired once the weight is gone: the entry is dropped
+  std::uint64_t version = 0;
+  Tensor copy;
+};
+
+// Above this many bytes of copies, the entries whose weights are gone are dropped, and if
+// that is not enough the whole cache is (the next calls rebuild what is still in use).
+constexpr std::int64_t kMaxBytes = std::int64_t(1) << 30;
+
+struct Cache {
+  std::mutex mutex;
+  std::map<Key, Entry> entries;
+  std::int64_t bytes = 0, hits = 0, misses = 0;
+
+  void prune() {
+    for (auto it = entries.begin(); it != entries.end();) {
+      if (it->second.source.expired()) {
+        bytes -= it->second.copy.numel() * std::int64_t(dtype_size(it->second.copy.dtype()));
+        it = entries.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (bytes > kMaxBytes) {
+      entries.clear();
+      bytes = 0;
+    }
+  }
+};
+
+Cache& cache() {
+  static Cache c;
+  return c;
+}
+
+Key key_of(const Tensor& w) {
+  std::vector<std::int64_t> dims;
+  for (int i = 0; i < w.dim(); ++i) {
+    dims.push_back(w.size(i));
+    dims.push_back(w.strides()[i]);
+  }
+  return {w.impl().storage->id(), w.offset(), std::move(dims)};
+}
+
+}  // namespace
+
+Tensor cached_transpose(const Tensor& w) {
+  require(w.defined() && w.dim() == 2, "cached_transpose", "needs a 2-D weight, got ",
+          w.describe());
+  const std::shared_ptr<Storage>& storage = w.impl().storage;
+  const std::uint64_t version = storage->version();
+  Cache& c = cache();
+  const Key key = key_of(w);
+  {
+    std::lock_guard<std::mutex> lock(c.mutex);
+    auto it = c.entries.find(key);
+    if (it != c.entries.end() && it->second.version == version) {
+      ++c.hits;
+      return it->second.copy;
+    }
+  }
+  // Copied outside the lock; a concurrent miss on the same key makes the same copy twice.
+  const Tensor copy = w.detach().transpose(0, 1).contiguous();
+  const std::int64_t bytes = copy.numel() * std::int64_t(dtype_size(copy.dtype()));
+  std::lock_guard<std::mutex> lock(c.mutex);
+  ++c.misses;
+  auto [it, inserted] = c.entries.try_emplace(key);
+  if (!inserted) c.bytes -= it->second.copy.numel() * std::int64_t(dtype_size(it->second.copy.dtype()));
+  it->second = Entry{storage, version, copy};
+  c.bytes += bytes;
+  if (c.bytes > kMaxBytes) c.prune();
+  return copy;
+}
+
+WeightCacheStats weight_cache_stats() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  return {std::int64_t(c.entries.size()), c.bytes, c.hits, c.misses};
+}
+
+void clear_weight_cache() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.entries.clear();
+  c.bytes = 0;
+}
+
+}  // namespace crt

@@ -1,0 +1,137 @@
+// The inference cache of transposed weights (engine/weight_cache.hpp): used only with
+// gradients off, for parameters against a few rows, equal to the uncached product, and never
+// stale after an in-place write (copy_, fill_, set, an optimiser step) or for another view.
+#include <doctest/doctest.h>
+
+#include "engine/autograd.hpp"
+#include "engine/ops.hpp"
+#include "engine/optim.hpp"
+#include "engine/random.hpp"
+#include "engine/weight_cache.hpp"
+#include "tests/gradcheck.hpp"
+
+using namespace crt;
+using crt::testing::max_abs_diff;
+
+namespace {
+
+struct Layer {
+  Tensor x, w, b;  // x: [17, 64], w: [300, 64] (a parameter), b: [300]
+};
+
+Layer make_layer(std::uint64_t seed) {
+  Generator gen(seed);
+  Layer l{uniform({17, 64}, -1.0, 1.0, gen), uniform({300, 64}, -1.0, 1.0, gen),
+          uniform({300}, -1.0, 1.0, gen)};
+  l.w.set_requires_grad(true);
+  return l;
+}
+
+// x W^T + b without the cache: the same product with gradients on (the cache is not used
+// when recording), detached.
+Tensor uncached(const Layer& l) { return linear(l.x, l.w, l.b).detach(); }
+
+}  // namespace
+
+TEST_CASE("weight cache: inference reuses one copy and equals the uncached product") {
+  clear_weight_cache();
+  const Layer l = make_layer(1);
+  const Tensor want = uncached(l);
+  CHECK(weight_cache_stats().entries == 0);  // recording: not used
+  NoGradGuard no_grad;
+  const Tensor first = linear(l.x, l.w, l.b);
+  const Tensor second = linear(l.x, l.w, l.b);
+  const WeightCacheStats s = weight_cache_stats();
+  CHECK(s.entries == 1);
+  CHECK(s.misses == 1);
+  CHECK(s.hits == 1);
+  CHECK(s.bytes == 300 * 64 * 4);
+  CHECK(max_abs_diff(first, want) < 1e-5);
+  CHECK(max_abs_diff(first, second) == 0.0);
+}
+
+TEST_CASE("weight cache: not used for a few rows, tall inputs, or tensors that are not parameters") {
+  clear_weight_cache();
+  Layer l = make_layer(2);
+  NoGradGuard no_grad;
+  Generator gen(3);
+  linear(uniform({4, 64}, -1.0, 1.0, gen), l.w, l.b);     // 4 rows: dot products
+  linear(uniform({1024, 64}, -1.0, 1.0, gen), l.w, l.b);  // tall: packing amortised
+  linear(l.x, l.w.detach(), l.b);                          // not a parameter
+  CHECK(weight_cache_stats().entries == 0);
+}
+
+TEST_CASE("weight cache: every in-place write makes the next product use the new values") {
+  clear_weight_cache();
+  Layer l = make_layer(4);
+  Generator gen(5);
+  const Tensor other = uniform({300, 64}, -1.0, 1.0, gen);
+  auto check_fresh = [&](const char* what) {
+    CAPTURE(what);
+    Tensor cached_result;
+    {
+      NoGradGuard no_grad;
+      cached_result = linear(l.x, l.w, l.b);
+    }
+    CHECK(max_abs_diff(cached_result, uncached(l)) < 1e-5);
+  };
+  check_fresh("initial");
+  {
+    NoGradGuard no_grad;
+    l.w.copy_(other);
+  }
+  check_fresh("copy_");
+  {
+    NoGradGuard no_grad;
+    l.w.fill_(0.25);
+  }
+  check_fresh("fill_");
+  {
+    NoGradGuard no_grad;
+    l.w.set({7, 3}, -4.0);
+  }
+  check_fresh("set");
+  // An optimiser step writes through raw pointers and bumps the version.
+  {
+    NoGradGuard no_grad;
+    l.w.copy_(other);
+  }
+  sum(linear(l.x, l.w, l.b)).backward();
+  AdamW opt({l.w}, AdamOptions{});
+  opt.step();
+  check_fresh("AdamW step");
+  l.w.zero_grad();
+  SGD sgd({l.w}, SGDOptions{});
+  sum(linear(l.x, l.w, l.b)).backward();
+  sgd.step();
+  check_fresh("SGD step");
+}
+
+TEST_CASE("weight cache: views of one storage get their own copies") {
+  clear_weight_cache();
+  const Layer l = make_layer(6);
+  const Tensor top = l.w.narrow(0, 0, 200), bottom = l.w.narrow(0, 100, 200);
+  REQUIRE(top.requires_grad());
+  NoGradGuard no_grad;
+  const Tensor y_top = linear(l.x, top, Tensor()), y_bottom = linear(l.x, bottom, Tensor());
+  CHECK(max_abs_diff(y_top, matmul(l.x, top.contiguous().transpose(0, 1))) < 1e-5);
+  CHECK(max_abs_diff(y_bottom, matmul(l.x, bottom.contiguous().transpose(0, 1))) < 1e-5);
+  CHECK(weight_cache_stats().entries == 2);
+  clear_weight_cache();
+  CHECK(weight_cache_stats().entries == 0);
+  CHECK(weight_cache_stats().bytes == 0);
+}
+
+TEST_CASE("weight cache: an entry goes when its weight goes (no reuse of a dead storage's copy)") {
+  clear_weight_cache();
+  Tensor y_old;
+  {
+    const Layer l = make_layer(7);
+    NoGradGuard no_grad;
+    y_old = linear(l.x, l.w, l.b);
+  }
+  // A new weight likely reuses the freed buffer (the engine caches buffers): a fresh id.
+  const Layer l2 = make_layer(8);
+  NoGradGuard no_grad;
+  CHECK(max_abs_diff(linear(l2.x, l2.w, l2.b), uncached(l2)) < 1e-5);
+}
