@@ -569,6 +569,20 @@ void dot_rows(size_t n, size_t k, float alpha, const float* a, size_t lda, const
   size_t j = 0;
   if constexpr (RA == 1) {
     for (; j + W <= n; j += W) dot_tile_row<Arch>(k, alpha, a, b + j * ldb, ldb, beta, c + j);
+    // The last rows go through the same tile, zero-padded: every output is then computed the
+    // same way wherever its row falls, so splitting B's rows over calls (gru_cell's unit
+    // blocks) cannot change a bit.
+    if (j < n) {
+      const size_t rows = n - j;
+      float* tile = thread_scratch(ScratchSlot::gemm_b, W * k);
+      alignas(64) float out[W] = {};
+      for (size_t r = 0; r < W; ++r)
+        for (size_t p = 0; p < k; ++p) tile[r * k + p] = r < rows ? b[(j + r) * ldb + p] : 0.0f;
+      for (size_t r = 0; r < rows; ++r) out[r] = c[j + r];
+      dot_tile_row<Arch>(k, alpha, a, tile, k, beta, out);
+      for (size_t r = 0; r < rows; ++r) c[j + r] = out[r];
+    }
+    return;
   }
   for (; j + RB <= n; j += RB)
     dot_tile<Arch, RA, RB>(k, alpha, a, lda, b + j * ldb, ldb, beta, c + j, ldc);

@@ -264,6 +264,30 @@ TEST_CASE("kernels: gemm row-vector products (M = 1) across wide N") {
   }
 }
 
+TEST_CASE("kernels: A B^T at one row gives each output the same bits whatever rows surround it") {
+  // gru_cell and gru_sequence split a GEMV's rows over threads by hidden units and rely on it.
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (const KernelTable* t : runnable_isas()) {
+    const size_t W = t->lanes;
+    for (size_t k : {size_t(7), 3 * W + 1, size_t(256)}) {
+      const size_t n = 7 * W + 5;
+      std::vector<float> a(k), b(n * k), whole(n), parts(n);
+      for (float& v : a) v = dist(rng);
+      for (float& v : b) v = dist(rng);
+      t->gemm(false, true, 1, n, k, 1.0f, a.data(), k, b.data(), k, 0.0f, whole.data(), n);
+      for (size_t lo : {size_t(0), W + 3, 4 * W + 1}) {  // [0, W+3), [W+3, 4W+1), [4W+1, n)
+        const size_t hi = lo == 0 ? W + 3 : (lo == W + 3 ? 4 * W + 1 : n);
+        t->gemm(false, true, 1, hi - lo, k, 1.0f, a.data(), k, b.data() + lo * k, k, 0.0f,
+                parts.data() + lo, hi - lo);
+      }
+      CAPTURE(t->name);
+      CAPTURE(k);
+      CHECK(whole == parts);
+    }
+  }
+}
+
 TEST_CASE("kernels: gemm alpha and beta in {0, 1, other}") {
   std::mt19937 rng(13);
   const float values[3] = {0.0f, 1.0f, -2.5f};

@@ -37,55 +37,6 @@ void check_args(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tens
 // Detached, contiguous data of an input (undefined stays undefined).
 Tensor data_of(const Tensor& t) { return t.defined() ? t.detach().contiguous() : Tensor(); }
 
-// Small batches (a streaming step, batch 1) are bound by reading the weights, 3H x (I + H)
-// values, not by arithmetic. There the step is split by hidden units instead of by product:
-// a block of units reads its three gate rows of both weights, and its gate math follows at
-// once. Blocks go to threads with the same assignment at every call (parallel_for_static), so
-// each core keeps re-reading its own slice of the weights from its own cache: at d = 256 the
-// 1.5 MB of weights overflow one core's L2 but two cores' together hold them.
-constexpr std::int64_t kFusedMaxBatch = 4;
-constexpr std::int64_t kUnitBlock = 128;
-
-// gi, gh: [B, 3H] (the pre-activations the backward pass reads) or null when not recorded.
-template <class T>
-void fused_small_batch(const T* x, const T* h, const T* w_ih, const T* w_hh, const T* b_ih,
-                       const T* b_hh, T* gi, T* gh, T* h_out, std::int64_t batch,
-                       std::int64_t in, std::int64_t hidden) {
-  const std::int64_t g3 = 3 * hidden;
-  count_flops(2 * batch * g3 * (in + hidden));
-  const auto run_block = [&](std::int64_t j0, std::int64_t j1) {
-    const std::int64_t nb = j1 - j0, w3 = 3 * nb;
-    T gi_blk[kFusedMaxBatch * 3 * kUnitBlock], gh_blk[kFusedMaxBatch * 3 * kUnitBlock];
-    // One product: rows[:, g*nb .. g*nb + nb) = in_rows [B, K] W[g*H + j0 .. +nb, :]^T + bias.
-    const auto gate_product = [&](const T* in_rows, std::int64_t k, const T* w, const T* bias,
-                                  T* rows) {
-      for (std::int64_t g = 0; g < 3; ++g) {
-        for (std::int64_t b = 0; b < batch; ++b)
-          for (std::int64_t j = 0; j < nb; ++j)
-            rows[b * w3 + g * nb + j] = bias ? bias[g * hidden + j0 + j] : T(0);
-        kernels::gemm(false, true, usize(batch), usize(nb), usize(k), T(1), in_rows, usize(k),
-                      w + (g * hidden + j0) * k, usize(k), T(1), rows + g * nb, usize(w3));
-      }
-    };
-    gate_product(x, in, w_ih, b_ih, gi_blk);
-    gate_product(h, hidden, w_hh, b_hh, gh_blk);
-    for (std::int64_t b = 0; b < batch; ++b) {
-      kernels::gru_gates_forward(gi_blk + b * w3, gh_blk + b * w3, h + b * hidden + j0,
-                                 h_out + b * hidden + j0, 1, usize(nb));
-      if (gi == nullptr) continue;
-      for (std::int64_t g = 0; g < 3; ++g) {
-        std::copy_n(gi_blk + b * w3 + g * nb, nb, gi + b * g3 + g * hidden + j0);
-        std::copy_n(gh_blk + b * w3 + g * nb, nb, gh + b * g3 + g * hidden + j0);
-      }
-    }
-  };
-  if (2 * batch * g3 * (in + hidden) >= (1 << 18))
-    parallel_for_static(0, hidden, kUnitBlock, run_block);
-  else
-    for (std::int64_t j0 = 0; j0 < hidden; j0 += kUnitBlock)
-      run_block(j0, std::min(hidden, j0 + kUnitBlock));
-}
-
 }  // namespace
 
 Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tensor& w_hh,
@@ -100,13 +51,14 @@ Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tens
   const bool record = should_record({&x, &h, &w_ih, &w_hh, &b_ih, &b_hh});
   dispatch_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (batch <= kFusedMaxBatch) {
+    if (detail::use_unit_split(batch)) {
       const Tensor bih_d = data_of(b_ih), bhh_d = data_of(b_hh);
-      fused_small_batch<T>(x_d.data<T>(), h_d.data<T>(), wih_d.data<T>(), whh_d.data<T>(),
-                           bih_d.defined() ? bih_d.data<T>() : nullptr,
-                           bhh_d.defined() ? bhh_d.data<T>() : nullptr,
-                           record ? gi.data<T>() : nullptr, record ? gh.data<T>() : nullptr,
-                           h_out.data<T>(), batch, in, hidden);
+      detail::unit_split_step<T>({x_d.data<T>(), wih_d.data<T>(),
+                                  bih_d.defined() ? bih_d.data<T>() : nullptr, in, nullptr},
+                                 h_d.data<T>(), whh_d.data<T>(),
+                                 bhh_d.defined() ? bhh_d.data<T>() : nullptr,
+                                 record ? gi.data<T>() : nullptr, record ? gh.data<T>() : nullptr,
+                                 h_out.data<T>(), batch, hidden, true);
       return;
     }
     project<T>(x_d.data<T>(), batch, in, wih_d, data_of(b_ih), gi.data<T>(), 3 * hidden, true);
