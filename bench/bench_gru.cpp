@@ -32,6 +32,8 @@ struct Gru {
     w_hh = uniform({3 * d, d}, 12, s);
     b_ih = uniform({3 * d}, 13, s);
     b_hh = uniform({3 * d}, 14, s);
+    // Parameters, as in a model (inference then runs under NoGradGuard).
+    for (crt::Tensor* t : {&w_ih, &w_hh, &b_ih, &b_hh}) t->set_requires_grad(true);
   }
 };
 
@@ -52,9 +54,7 @@ void bench_seq(benchmark::State& state, std::int64_t d, std::int64_t batch, std:
   crt::set_num_threads(threads);
   Gru g(d);
   crt::Tensor x = uniform({batch, steps, d}, 1, 1.0), h0 = uniform({batch, d}, 2, 1.0);
-  if (train) {
-    for (crt::Tensor* t : {&x, &g.w_ih, &g.w_hh, &g.b_ih, &g.b_hh}) t->set_requires_grad(true);
-  }
+  if (train) x.set_requires_grad(true);
   for (auto _ : state) {
     if (train) {
       // The same loss as the PyTorch side: the sum of all states plus the last one.

@@ -1,6 +1,8 @@
 // The inference cache of transposed weights (see weight_cache.hpp).
 #include "engine/weight_cache.hpp"
 
+#include "engine/autograd.hpp"
+
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -57,6 +59,12 @@ Key key_of(const Tensor& w) {
 }
 
 }  // namespace
+
+bool use_weight_cache_rows(std::int64_t rows, const Tensor& w) {
+  constexpr std::int64_t kMinRows = 5, kMaxRows = 512, kMinValues = 1 << 14;
+  return !grad_enabled() && w.dim() == 2 && w.requires_grad() && rows >= kMinRows &&
+         rows <= kMaxRows && w.numel() >= kMinValues;
+}
 
 Tensor cached_transpose(const Tensor& w) {
   require(w.defined() && w.dim() == 2, "cached_transpose", "needs a 2-D weight, got ",

@@ -15,6 +15,12 @@ namespace crt {
 // whenever w's storage has been written since. Thread-safe.
 Tensor cached_transpose(const Tensor& w);
 
+// Whether a product of `rows` rows against weight w [n, k] used as B^T should read the cached
+// copy: gradients off, w a parameter (requires grad) of at least 16k values, and 5 to 512 rows
+// (up to 4 rows run as dot products that read w as stored; taller products amortise the
+// GEMM's own packing).
+bool use_weight_cache_rows(std::int64_t rows, const Tensor& w);
+
 struct WeightCacheStats {
   std::int64_t entries;
   std::int64_t bytes;

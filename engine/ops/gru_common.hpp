@@ -9,6 +9,7 @@
 #include "engine/flops.hpp"
 #include "engine/ops/op_util.hpp"
 #include "engine/parallel.hpp"
+#include "engine/weight_cache.hpp"
 #include "kernels/kernels.hpp"
 
 namespace crt::detail {
@@ -57,8 +58,13 @@ void project(const T* in, std::int64_t rows, std::int64_t k, const Tensor& w, co
     const T* bp = bias.data<T>();
     for (std::int64_t r = 0; r < rows; ++r) std::copy(bp, bp + g3, gates + r * g3);
   }
-  gemm_tiled<T>(false, true, rows, g3, k, in, k, w.data<T>(), k, bias.defined() ? T(1) : T(0),
-                gates, g3, threads);
+  const T beta = bias.defined() ? T(1) : T(0);
+  if (use_weight_cache_rows(rows, w)) {  // inference: W^T read in place from the cache
+    const Tensor w_t = cached_transpose(w);  // [K, 3H]
+    gemm_tiled<T>(false, false, rows, g3, k, in, k, w_t.data<T>(), g3, beta, gates, g3, threads);
+    return;
+  }
+  gemm_tiled<T>(false, true, rows, g3, k, in, k, w.data<T>(), k, beta, gates, g3, threads);
 }
 
 // Small batches (a streaming step, batch 1) are bound by reading the weights, 3H x (I + H)

@@ -61,14 +61,9 @@ bool batch_collapses(const MatrixView& v) {
 // Inference (gradients off) with a parameter stored [n, k] and used as B^T, against a few
 // rows of A (one short segment): the GEMM would transpose the whole weight into its packed
 // panels at every call, costing about as much as the product itself; a cached row-major
-// [k, n] copy is read in place instead (weight_cache.hpp). At most 4 rows run as dot products
-// that read the weight as stored, and tall products amortise the packing, so neither uses it.
-constexpr std::int64_t kCacheMinRows = 5, kCacheMaxRows = 512, kCacheMinWeight = 1 << 14;
-
+// [k, n] copy is read in place instead (weight_cache.hpp decides when).
 bool use_weight_cache(const Tensor& a, const Tensor& b, bool tb, std::int64_t k) {
-  if (!tb || grad_enabled() || b.dim() != 2 || !b.requires_grad() || k == 0) return false;
-  const std::int64_t rows = a.numel() / k;
-  return rows >= kCacheMinRows && rows <= kCacheMaxRows && b.numel() >= kCacheMinWeight;
+  return tb && k > 0 && b.dim() == 2 && use_weight_cache_rows(a.numel() / k, b);
 }
 
 template <class T>
