@@ -68,7 +68,8 @@ bool use_weight_cache(const Tensor& a, const Tensor& b, bool tb, std::int64_t k)
 
 template <class T>
 void gemm_tiles(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
-                std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc) {
+                std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc,
+                T beta = T(0)) {
   // Tiles depend on the shape only, never on the thread count. The kernel packs each tile's
   // operands, so big tiles (192 x 512) cost least; a product worth several 4-MFLOP tiles is cut
   // (N first, down to 48 x 128) into at least 4 tiles for the threads, then the tiles are evened.
@@ -95,7 +96,7 @@ void gemm_tiles(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k
       const T* at = ta ? a + i0 : a + i0 * lda;
       const T* bt = tb ? b + j0 * ldb : b + j0;
       kernels::gemm(ta, tb, usize(mi), usize(nj), usize(k), T(1), at, usize(lda), bt, usize(ldb),
-                    T(0), c + i0 * ldc + j0, usize(ldc));
+                    beta, c + i0 * ldc + j0, usize(ldc));
     }
   });
 }
@@ -205,6 +206,35 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   return y;
 }
 
+// linear without a graph: the bias is written into the output first and the product
+// accumulates onto it (one pass over the output instead of a product and then an add), with
+// the weight read through the inference cache where that pays (use_weight_cache).
+static Tensor linear_no_grad(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const std::int64_t k = weight.size(1), n = weight.size(0);
+  const Tensor x2 = x.contiguous();  // [..., K] -> rows of K
+  const std::int64_t rows = k == 0 ? 0 : x2.numel() / k;
+  Shape out_shape = x.shape();
+  out_shape[x.dim() - 1] = n;
+  Tensor y = Tensor::empty(out_shape, x.dtype());
+  count_flops(2 * rows * n * k);
+  if (y.numel() == 0) return y;
+  if (bias.defined()) {
+    y.view({rows, n}).copy_(bias.detach().unsqueeze(0).expand({rows, n}));
+  } else {
+    y.fill_(0.0);
+  }
+  if (k == 0) return y;
+  const bool cached = use_weight_cache_rows(rows, weight);
+  const MatrixView vb = cached ? MatrixView{cached_transpose(weight), n, false}
+                               : as_matrix(weight, true);
+  dispatch_dtype(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    gemm_tiles<T>(false, vb.trans, rows, n, k, x2.data<T>(), k, vb.t.template data<T>(), vb.ld,
+                  y.data<T>(), n, T(1));
+  });
+  return y;
+}
+
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   detail::require_defined(x, "linear", "input");
   detail::require_defined(weight, "linear", "weight");
@@ -215,6 +245,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (bias.defined())
     require(bias.dim() == 1 && bias.size(0) == weight.size(0), "linear", "bias ",
             bias.describe(), " does not match weight ", weight.describe());
+  if (!should_record({&x, &weight, &bias})) return linear_no_grad(x, weight, bias);
   const Tensor x2 = x.dim() == 1 ? x.unsqueeze(0) : x;
   Tensor y = matmul(x2, weight, false, true);
   if (bias.defined()) y = add(y, bias);
