@@ -54,8 +54,8 @@ usage: crt-bench [options]
   --threads N,M        thread counts (default 1,2)
   --modes A,B          infer (batch 1, memory/cache carried), train (one AdamW step)
   --batch N            training batch (default 16)
-  --bptt K             segments per training step (default 1; CRT's memory RNN gets
-                       gradients only with K >= 2)
+  --bptt K             segments per training step (default 1; with K = 1 CRT's memory
+                       RNN still gets gradients, through the replayed last memory update)
   --reps-infer N       timed segments per inference run (default 15; --full 20)
   --reps-train N       timed steps per training run (default 4; --full 5)
   --flop-configs A,B   configurations of the FLOP table (default: all)
