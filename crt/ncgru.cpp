@@ -189,8 +189,32 @@ Tensor NcgruCell::step(const Tensor& x, const Tensor& h) const {
           " and h ", h.describe());
   require(x.dtype() == w_x.dtype() && h.dtype() == w_x.dtype(), op, "x ", x.describe(), " and h ",
           h.describe(), " must have the cell's dtype ", dtype_name(w_x.dtype()));
+  return step_from_projection(linear(x, w_x, b_x), h);
+}
+
+Tensor NcgruCell::sequence(const Tensor& x, const Tensor& h0) const {
+  const char* op = "NcgruCell::sequence";
+  require(x.defined() && h0.defined(), op, "input and initial state must be defined tensors");
+  require(x.dim() == 3 && x.size(1) >= 1 && x.size(2) == input_ && h0.dim() == 2 &&
+              h0.size(1) == hidden_ && x.size(0) == h0.size(0),
+          op, "expected x [B, T >= 1, ", input_, "] and h0 [B, ", hidden_, "], got x ",
+          x.describe(), " and h0 ", h0.describe());
+  require(x.dtype() == w_x.dtype() && h0.dtype() == w_x.dtype(), op, "x ", x.describe(),
+          " and h0 ", h0.describe(), " must have the cell's dtype ", dtype_name(w_x.dtype()));
+  const Tensor gx = linear(x, w_x, b_x);  // [B, T, 3H], all steps at once
+  std::vector<Tensor> states;
+  states.reserve(std::size_t(x.size(1)));
+  Tensor h = h0;
+  for (std::int64_t t = 0; t < x.size(1); ++t) {
+    h = step_from_projection(gx.narrow(1, t, 1).squeeze(1), h);
+    states.push_back(h);
+  }
+  return stack(states, 1);
+}
+
+Tensor NcgruCell::step_from_projection(const Tensor& gx, const Tensor& h) const {
   const std::int64_t hid = hidden_;
-  const Tensor gx = linear(x, w_x, b_x);             // [B, 3H]: r, u, c parts
+  // gx: [B, 3H]: r, u, c parts of x W_x^T + b_x
   const Tensor gh = matmul(h, u_ru, false, true);    // [B, 2H]: r, u parts
   const Tensor ru = sigmoid(add(gx.narrow(1, 0, 2 * hid), gh));  // [B, 2H]
   const Tensor r = ru.narrow(1, 0, hid), u = ru.narrow(1, hid, hid);

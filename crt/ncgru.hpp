@@ -40,6 +40,9 @@ class NcgruCell : public RecurrentCell {
 
   // x: [B, I], h: [B, H] -> [B, H]
   Tensor step(const Tensor& x, const Tensor& h) const override;
+  // x: [B, T, I], h0: [B, H] -> all states [B, T, H]; the input projections of all T steps run
+  // as one product, only the recurrent part step by step.
+  Tensor sequence(const Tensor& x, const Tensor& h0) const override;
   // prefix.w_x, prefix.b_x, prefix.u_ru, prefix.b_c
   void collect(const std::string& prefix, NamedTensors& trainable) const override;
   // prefix.a, prefix.a_inverse, prefix.u_c, prefix.d, prefix.a_adam_m, prefix.a_adam_v,
@@ -78,6 +81,9 @@ class NcgruCell : public RecurrentCell {
   Tensor a_step;          // f64 scalar: A-updates done so far
 
  private:
+  // One step from its input projection gx = x W_x^T + b_x ([B, 3H]) and h [B, H].
+  Tensor step_from_projection(const Tensor& gx, const Tensor& h) const;
+
   // u_c <- a_inverse (I - A) D, computed as (2 a_inverse - I) D; gradient cleared.
   void rewrite_u_c();
 
