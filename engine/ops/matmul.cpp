@@ -9,6 +9,7 @@
 #include "engine/ops/op_util.hpp"
 #include "engine/parallel.hpp"
 #include "engine/strided.hpp"
+#include "kernels/dispatch.hpp"
 #include "kernels/kernels.hpp"
 
 namespace crt {
@@ -82,8 +83,10 @@ void gemm_tiles(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k
   const std::int64_t want = std::min<std::int64_t>(4, 2 * m * n * k / (1 << 22));
   while (parts(m, tile_m) * parts(n, tile_n) < want && (tile_n > 128 || tile_m > 48))
     (tile_n > 128 ? tile_n : tile_m) /= 2;
-  tile_m = even(m, tile_m, 8);
-  tile_n = even(n, tile_n, 32);
+  // Whole register tiles of the active kernel (fixed per process, so still thread-independent).
+  const auto& kt = kernels::active_kernels();
+  tile_m = even(m, tile_m, std::int64_t(kt.gemm_mr));
+  tile_n = even(n, tile_n, std::int64_t(kt.gemm_nr));
   const std::int64_t tiles_m = parts(m, tile_m), tiles_n = parts(n, tile_n);
   const bool small = 2 * m * n * k < (1 << 18);
   const std::int64_t tiles = small ? 1 : tiles_m * tiles_n;
