@@ -36,7 +36,7 @@ struct GemmTraits;
 // measured FMA peak of one Zen 5 core) on M >= 128 x N 256/1024 x K 256.
 template <>
 struct GemmTraits<xsimd::avx512bw> {
-  static constexpr size_t mr = 8, nv = 3, kc = 256, mc = 240, nc = 4096, dot_rows = 4;
+  static constexpr size_t mr = 8, nv = 3, kc = 256, mc = 240, nc = 4080, dot_rows = 4;
 };
 #elif defined(CRT_KERNEL_ISA_AVX2)
 template <>
@@ -405,6 +405,9 @@ void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, c
   using T = GemmTraits<Arch>;
   constexpr size_t MR = T::mr, NR = T::nv * xsimd::batch<float, Arch>::size;
   constexpr size_t KC = T::kc, MC = T::mc, NC = T::nc;
+  // Whole micro-panels per block: the packed buffers are sized mc x kc and nc x kc, and a
+  // partial panel inside a block would be packed (zero-padded) past their end.
+  static_assert(NC % NR == 0 && MC % MR == 0, "GEMM blocks must hold whole register tiles");
   const size_t kc_max = balanced_block(k, KC);
   const size_t mc_max = m < MC ? ceil_div(m, MR) * MR : MC;
   const size_t nc_max = n < NC ? ceil_div(n, NR) * NR : NC;

@@ -241,6 +241,21 @@ TEST_CASE("kernels: gemm depth blocks and large K") {
   }
 }
 
+TEST_CASE("kernels: gemm across several column blocks (N beyond the NC block)") {
+  // Every ISA's column block is at most 4096 wide; an N past it with a partial last panel
+  // exercises the block loop and the packing of B into its buffer (sized one block).
+  std::mt19937 rng(29);
+  for (const KernelTable* t : runnable_isas()) {
+    const size_t MR = t->gemm_mr, NR = t->gemm_nr, n = 4096 + NR + 5;
+    for (bool ta : kTrans)
+      for (bool tb : kTrans)
+        for (size_t m : {size_t(5), 2 * MR + 1}) {  // one row panel (B in place) and three
+          const GemmCase g{ta, tb, m, n, 40, 1.0f, 0.5f, 0};
+          CHECK(check_gemm(*t, g, rng));
+        }
+  }
+}
+
 TEST_CASE("kernels: gemm row-vector products (M = 1) across wide N") {
   std::mt19937 rng(19);
   for (const KernelTable* t : runnable_isas()) {
