@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_main.hpp"
 #include "engine/engine.hpp"
 #include "kernels/dispatch.hpp"
 
@@ -99,11 +100,4 @@ void register_all() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return crt::bench::run_benchmarks(argc, argv, register_all); }

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/bench_main.hpp"
 #include "kernels/dispatch.hpp"
 #include "kernels/reference.hpp"
 
@@ -351,13 +352,10 @@ void register_attention() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  register_elementwise();
-  register_softmax();
-  register_norm_gru();
-  register_attention();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return crt::bench::run_benchmarks(argc, argv, [] {
+    register_elementwise();
+    register_softmax();
+    register_norm_gru();
+    register_attention();
+  });
 }

@@ -189,15 +189,22 @@ Tensor sinusoid_table(std::int64_t n, std::int64_t d, DType dtype) {
 
 // ---- recurrent cells -------------------------------------------------------------------
 
-Tensor RecurrentCell::sequence(const Tensor& x, const Tensor& h0) const {
+Tensor RecurrentCell::unroll(std::int64_t steps, const Tensor& h0,
+                             const std::function<Tensor(std::int64_t, const Tensor&)>& next) {
   std::vector<Tensor> states;
-  states.reserve(std::size_t(x.size(1)));
+  states.reserve(std::size_t(steps));
   Tensor h = h0;
-  for (std::int64_t t = 0; t < x.size(1); ++t) {
-    h = step(x.narrow(1, t, 1).squeeze(1), h);
+  for (std::int64_t t = 0; t < steps; ++t) {
+    h = next(t, h);
     states.push_back(h);
   }
   return stack(states, 1);
+}
+
+Tensor RecurrentCell::sequence(const Tensor& x, const Tensor& h0) const {
+  return unroll(x.size(1), h0, [&](std::int64_t t, const Tensor& h) {
+    return step(x.narrow(1, t, 1).squeeze(1), h);
+  });
 }
 
 void RecurrentCell::collect_buffers(const std::string&, NamedTensors&) const {}

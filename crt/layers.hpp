@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -116,6 +117,11 @@ class RecurrentCell {
   // Called before each forward of a training step (the NCGRU re-arms U_c's gradient).
   virtual void before_step();
   virtual std::int64_t hidden_size() const = 0;
+
+ protected:
+  // Runs next(t, h) for t = 0 .. steps-1 from h0 and stacks the states: [B, steps, H].
+  static Tensor unroll(std::int64_t steps, const Tensor& h0,
+                       const std::function<Tensor(std::int64_t, const Tensor&)>& next);
 };
 
 // PyTorch nn.GRUCell convention; gates r, z, n.

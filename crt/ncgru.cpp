@@ -202,14 +202,9 @@ Tensor NcgruCell::sequence(const Tensor& x, const Tensor& h0) const {
   require(x.dtype() == w_x.dtype() && h0.dtype() == w_x.dtype(), op, "x ", x.describe(),
           " and h0 ", h0.describe(), " must have the cell's dtype ", dtype_name(w_x.dtype()));
   const Tensor gx = linear(x, w_x, b_x);  // [B, T, 3H], all steps at once
-  std::vector<Tensor> states;
-  states.reserve(std::size_t(x.size(1)));
-  Tensor h = h0;
-  for (std::int64_t t = 0; t < x.size(1); ++t) {
-    h = step_from_projection(gx.narrow(1, t, 1).squeeze(1), h);
-    states.push_back(h);
-  }
-  return stack(states, 1);
+  return unroll(x.size(1), h0, [&](std::int64_t t, const Tensor& h) {
+    return step_from_projection(gx.narrow(1, t, 1).squeeze(1), h);
+  });
 }
 
 Tensor NcgruCell::step_from_projection(const Tensor& gx, const Tensor& h) const {
