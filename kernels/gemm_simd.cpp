@@ -8,6 +8,7 @@
 
 #include "kernels/arch.hpp"
 #include "kernels/scratch.hpp"
+#include "kernels/simd_util.hpp"
 
 #if defined(__SSE2__)
 #include <immintrin.h>
@@ -552,16 +553,17 @@ void dot_tile_row(size_t k, float alpha, const float* a, const float* b, size_t 
       const V a0 = V::load_unaligned(a + p);
       for (size_t r = 0; r < 4; ++r) even[r] = madd(a0, V::load_unaligned(row + r * ldb + p), even[r]);
     }
+    if (kw < k) {  // the last k - kw < W columns: masked loads, no scalar loop
+      const V at = simd::load_first<Arch>(a + kw, k - kw);
+      for (size_t r = 0; r < 4; ++r)
+        odd[r] = madd(at, simd::load_first<Arch>(row + r * ldb + kw, k - kw), odd[r]);
+    }
     for (size_t r = 0; r < 4; ++r) acc[j + r] = even[r] + odd[r];
   }
-  const size_t p = kw;
   alignas(64) float dots[W];
   lane_sums<Arch>(acc, dots);
-  for (size_t j = 0; j < W; ++j) {
-    float dot = dots[j];
-    for (size_t r = p; r < k; ++r) dot += a[r] * b[j * ldb + r];
-    c[j] = beta == 0.0f ? alpha * dot : alpha * dot + beta * c[j];
-  }
+  for (size_t j = 0; j < W; ++j)
+    c[j] = beta == 0.0f ? alpha * dots[j] : alpha * dots[j] + beta * c[j];
 }
 
 // A few rows of C against B^T (A stored [m, k], B stored [n, k]): dot products along the
