@@ -158,10 +158,25 @@ Tensor gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const
                                    hs + (t + 1) * B * H, B, H, true);
       return;
     }
+    // W_hh^T [H, 3H] made once for all steps: the per-step product then reads it in place
+    // instead of transposing W_hh into packed panels at every step. (Up to 4 rows the product
+    // runs as dot products over W_hh as stored, which need no copy.)
+    const bool transpose_once = B > 4;
+    const Tensor whh_t = transpose_once ? s.w_hh.transpose(0, 1).contiguous() : Tensor();
     for (std::int64_t t = 0; t < steps; ++t) {
       T* gh = s.gh.data<T>() + (record ? t * B * g3 : 0);
       const T* h = hs + t * B * H;
-      project<T>(h, B, H, s.w_hh, bhh_d, gh, g3, kStepThreads);
+      if (transpose_once) {
+        const T* bias = bhh_d.defined() ? bhh_d.template data<T>() : nullptr;
+        for (std::int64_t r = 0; r < B; ++r) {
+          if (bias) std::copy(bias, bias + g3, gh + r * g3);
+          else std::fill(gh + r * g3, gh + r * g3 + g3, T(0));
+        }
+        gemm_tiled<T>(false, false, B, g3, H, h, H, whh_t.data<T>(), g3, T(1), gh, g3,
+                      kStepThreads);
+      } else {
+        project<T>(h, B, H, s.w_hh, bhh_d, gh, g3, kStepThreads);
+      }
       kernels::gru_gates_forward(gi + t * B * g3, gh, h, hs + (t + 1) * B * H, usize(B),
                                  usize(H));
     }
