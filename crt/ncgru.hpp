@@ -81,8 +81,11 @@ class NcgruCell : public RecurrentCell {
   Tensor a_step;          // f64 scalar: A-updates done so far
 
  private:
-  // One step from its input projection gx = x W_x^T + b_x ([B, 3H]) and h [B, H].
-  Tensor step_from_projection(const Tensor& gx, const Tensor& h) const;
+  // One step from its input projection gx = x W_x^T + b_x ([B, 3H]) and h [B, H], with the
+  // recurrent weights given transposed: u_ru_t = U_ru^T [H, 2H], u_c_t = U_c^T [H, H] (views
+  // or copies).
+  Tensor step_from_projection(const Tensor& gx, const Tensor& h, const Tensor& u_ru_t,
+                              const Tensor& u_c_t) const;
 
   // u_c <- a_inverse (I - A) D, computed as (2 a_inverse - I) D; gradient cleared.
   void rewrite_u_c();
