@@ -25,8 +25,9 @@ using std::size_t;
 // and a broadcast must fit the register file); kc, mc and nc are the depth, row and column
 // blocks that keep a B micro-panel in L1, an A block in L2 and a B block in L3. dot_rows: rows
 // of A per tile of the unpacked A B^T path (dot_rows x 4 accumulators, with 16 registers: 2).
-// Tuned on an AVX-512 Zen 5 (12 x 32 reached about 90% of peak; 14 x 32 and kc 192-512 were
-// no better).
+// Tuned on an AVX-512 Zen 5 (see the AVX-512 entry; kc from 128 to 384 and mc 120 or 240 made
+// no difference there). Check the compiled microkernel for stack traffic after changing it:
+// GCC 12 spills a register tile that leaves it too few spare registers, silently.
 template <class Arch>
 struct GemmTraits;
 
