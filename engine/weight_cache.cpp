@@ -19,8 +19,8 @@ struct Entry {
   Tensor copy;
 };
 
-// Above this many bytes of copies, the entries whose weights are gone are dropped, and if
-// that is not enough the whole cache is (the next calls rebuild what is still in use).
+// At every new copy the entries whose weights are gone are dropped; above this many bytes of
+// copies the whole cache is (the next calls rebuild what is still in use).
 constexpr std::int64_t kMaxBytes = std::int64_t(1) << 30;
 
 struct Cache {
@@ -90,7 +90,7 @@ Tensor cached_transpose(const Tensor& w) {
   if (!inserted) c.bytes -= it->second.copy.numel() * std::int64_t(dtype_size(it->second.copy.dtype()));
   it->second = Entry{storage, version, copy};
   c.bytes += bytes;
-  if (c.bytes > kMaxBytes) c.prune();
+  c.prune();
   return copy;
 }
 

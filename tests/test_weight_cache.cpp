@@ -132,6 +132,10 @@ TEST_CASE("weight cache: an entry goes when its weight goes (no reuse of a dead 
   }
   // A new weight likely reuses the freed buffer (the engine caches buffers): a fresh id.
   const Layer l2 = make_layer(8);
+  const Tensor want = uncached(l2);
   NoGradGuard no_grad;
-  CHECK(max_abs_diff(linear(l2.x, l2.w, l2.b), uncached(l2)) < 1e-5);
+  CHECK(max_abs_diff(linear(l2.x, l2.w, l2.b), want) < 1e-5);
+  // The dead weight's copy was dropped when the new one was made.
+  CHECK(weight_cache_stats().entries == 1);
+  CHECK(weight_cache_stats().bytes == 300 * 64 * 4);
 }
