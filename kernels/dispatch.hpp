@@ -56,6 +56,9 @@ struct KernelTable {
   void (*layernorm_backward)(const float* x, const float* gamma, const float* mean,
                              const float* rstd, const float* dy, float* dx, float* dgamma,
                              float* dbeta, std::size_t rows, std::size_t cols);
+  // W [n, k] packed by gemv_pack with panel = lanes: c = W a + beta c (kernels.hpp)
+  void (*gemv_packed)(const float* a, const float* packed, std::size_t n, std::size_t k,
+                      float beta, float* c);
   void (*gru_gates_forward)(const float* gi, const float* gh, const float* h, float* h_out,
                             std::size_t batch, std::size_t hidden);
   void (*gru_gates_backward)(const float* gi, const float* gh, const float* h,

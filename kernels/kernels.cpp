@@ -3,6 +3,9 @@
 // flags.
 #include "kernels/kernels.hpp"
 
+#include <stdexcept>
+#include <string>
+
 #include "kernels/dispatch.hpp"
 #include "kernels/reference.hpp"
 
@@ -200,5 +203,34 @@ void adam_update(double* p, const double* g, double* m, double* v, std::size_t n
 }
 
 const char* active_isa() { return active_kernels().name; }
+
+std::size_t gemv_panel_rows() { return active_kernels().lanes; }
+
+std::size_t gemv_packed_size(std::size_t n, std::size_t k, std::size_t panel) {
+  return (n + panel - 1) / panel * panel * k;
+}
+
+void gemv_pack(const float* w, std::size_t ldw, std::size_t n, std::size_t k, std::size_t panel,
+               float* packed) {
+  ref::gemv_pack(w, ldw, n, k, panel, packed);
+}
+void gemv_pack(const double* w, std::size_t ldw, std::size_t n, std::size_t k,
+               std::size_t panel, double* packed) {
+  ref::gemv_pack(w, ldw, n, k, panel, packed);
+}
+
+void gemv_packed(const float* a, const float* packed, std::size_t n, std::size_t k,
+                 std::size_t panel, float beta, float* c) {
+  const KernelTable& t = active_kernels();
+  if (panel != t.lanes)
+    throw std::invalid_argument("kernels::gemv_packed: the weight was packed in panels of " +
+                                std::to_string(panel) + " rows, the " + t.cap_name +
+                                " kernel reads panels of " + std::to_string(t.lanes));
+  t.gemv_packed(a, packed, n, k, beta, c);
+}
+void gemv_packed(const double* a, const double* packed, std::size_t n, std::size_t k,
+                 std::size_t panel, double beta, double* c) {
+  ref::gemv_packed(a, packed, n, k, panel, beta, c);
+}
 
 }  // namespace crt::kernels

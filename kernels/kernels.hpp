@@ -106,6 +106,23 @@ void layernorm_backward(const double* x, const double* gamma, const double* mean
                         const double* rstd, const double* dy, double* dx, double* dgamma,
                         double* dbeta, std::size_t rows, std::size_t cols);
 
+// ---- GEMV against a packed weight (the batch-1 steps of a recurrence) -------------------
+// W [n, k] (rows ldw apart) packed in panels of `panel` rows: panel t holds rows t*panel ..
+// t*panel + panel - 1 (zero past n), element (r, p) at t*panel*k + p*panel + r, so that each
+// panel is one contiguous stream. Pack once, multiply at every step.
+std::size_t gemv_panel_rows();  // the panel width the float kernels use: the active ISA's lanes
+std::size_t gemv_packed_size(std::size_t n, std::size_t k, std::size_t panel);  // values
+void gemv_pack(const float* w, std::size_t ldw, std::size_t n, std::size_t k, std::size_t panel,
+               float* packed);
+void gemv_pack(const double* w, std::size_t ldw, std::size_t n, std::size_t k,
+               std::size_t panel, double* packed);
+// c[j] = dot(a, W[j, :]) + beta * c[j] for j < n (c not read when beta == 0), from a weight
+// packed with `panel` rows per panel: for float, panel must be gemv_panel_rows().
+void gemv_packed(const float* a, const float* packed, std::size_t n, std::size_t k,
+                 std::size_t panel, float beta, float* c);
+void gemv_packed(const double* a, const double* packed, std::size_t n, std::size_t k,
+                 std::size_t panel, double beta, double* c);
+
 // ---- GRU cell gate math (PyTorch convention, gate order r, z, n) ------------------------
 // gi = x W_ih^T + b_ih, gh = h W_hh^T + b_hh, both [batch, 3H]; h, h_out: [batch, H]
 //   r = s(gi_r + gh_r), z = s(gi_z + gh_z), n = tanh(gi_n + r * gh_n), h' = (1 - z) n + z h

@@ -274,6 +274,26 @@ void layernorm_backward(const T* x, const T* gamma, const T* mean, const T* rstd
 }
 
 template <class T>
+void gemv_pack(const T* w, std::size_t ldw, std::size_t n, std::size_t k, std::size_t panel,
+               T* packed) {
+  for (std::size_t row0 = 0; row0 < n; row0 += panel)
+    for (std::size_t p = 0; p < k; ++p)
+      for (std::size_t r = 0; r < panel; ++r)
+        packed[row0 * k + p * panel + r] = row0 + r < n ? w[(row0 + r) * ldw + p] : T(0);
+}
+
+template <class T>
+void gemv_packed(const T* a, const T* packed, std::size_t n, std::size_t k, std::size_t panel,
+                 T beta, T* c) {
+  for (std::size_t j = 0; j < n; ++j) {
+    const T* row = packed + (j / panel) * panel * k + j % panel;
+    T dot = T(0);
+    for (std::size_t p = 0; p < k; ++p) dot += a[p] * row[p * panel];
+    c[j] = beta == T(0) ? dot : dot + beta * c[j];
+  }
+}
+
+template <class T>
 void gru_gates_forward(const T* gi, const T* gh, const T* h, T* h_out, std::size_t batch,
                        std::size_t hidden) {
   const std::size_t H = hidden;
@@ -438,6 +458,9 @@ void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamS
                                      std::size_t, T);                                           \
   template void layernorm_backward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, \
                                       T*, std::size_t, std::size_t);                            \
+  template void gemv_pack<T>(const T*, std::size_t, std::size_t, std::size_t, std::size_t, T*); \
+  template void gemv_packed<T>(const T*, const T*, std::size_t, std::size_t, std::size_t, T,    \
+                               T*);                                                             \
   template void gru_gates_forward<T>(const T*, const T*, const T*, T*, std::size_t,             \
                                      std::size_t);                                              \
   template void gru_gates_backward<T>(const T*, const T*, const T*, const T*, T*, T*, T*,       \

@@ -55,6 +55,12 @@ template <class T>
 void layernorm_backward(const T* x, const T* gamma, const T* mean, const T* rstd, const T* dy,
                         T* dx, T* dgamma, T* dbeta, std::size_t rows, std::size_t cols);
 template <class T>
+void gemv_pack(const T* w, std::size_t ldw, std::size_t n, std::size_t k, std::size_t panel,
+               T* packed);
+template <class T>
+void gemv_packed(const T* a, const T* packed, std::size_t n, std::size_t k, std::size_t panel,
+                 T beta, T* c);
+template <class T>
 void gru_gates_forward(const T* gi, const T* gh, const T* h, T* h_out, std::size_t batch,
                        std::size_t hidden);
 template <class T>

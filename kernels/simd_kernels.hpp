@@ -66,6 +66,10 @@ void layernorm_backward(const float* x, const float* gamma, const float* mean, c
                         const float* dy, float* dx, float* dgamma, float* dbeta, size_t rows,
                         size_t cols);
 
+// gemv_simd.cpp: the panel width is kLanes<Arch>
+template <class Arch>
+void gemv_packed(const float* a, const float* packed, size_t n, size_t k, float beta, float* c);
+
 // gru_simd.cpp
 template <class Arch>
 void gru_gates_forward(const float* gi, const float* gh, const float* h, float* h_out,

@@ -126,6 +126,7 @@ TEST_CASE("kernels: ISA tables") {
     const KernelTable& t = tables[i];
     CAPTURE(t.name);
     CHECK((t.gemm != nullptr));
+    CHECK((t.gemv_packed != nullptr));
     CHECK(t.lanes >= 4);
     if (i > 0) CHECK(tables[i - 1].version > t.version);  // most capable first
     CHECK(crt::kernels::find_isa(t.cap_name) == &t);
@@ -300,6 +301,50 @@ TEST_CASE("kernels: A B^T at one row gives each output the same bits whatever ro
       CAPTURE(k);
       CHECK(whole == parts);
     }
+  }
+}
+
+TEST_CASE("kernels: gemv_packed against the double reference, sizes around the panel width") {
+  // W [n, k] packed in panels of the ISA's lane count; c = W a + beta c. Rows past n are the
+  // packing's zero padding and must not be written (c has a sentinel beyond n).
+  std::mt19937 rng(31);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  const double eps = std::numeric_limits<float>::epsilon();
+  for (const KernelTable* t : runnable_isas()) {
+    const size_t W = t->lanes;
+    std::set<size_t> ns{1, 3 * W + 5}, ks{1, 3, 4, 5, 4 * W + 3, 256};
+    add_around(ns, W);
+    for (size_t n : ns)
+      for (size_t k : ks)
+        for (float beta : {0.0f, 1.0f, 0.5f}) {
+          CAPTURE(t->name);
+          CAPTURE(n);
+          CAPTURE(k);
+          CAPTURE(beta);
+          const size_t ldw = k + 2;  // rows of W not contiguous
+          std::vector<float> w(n * ldw), a(k), c(n + W, 777.0f);
+          for (float& x : w) x = dist(rng);
+          for (float& x : a) x = dist(rng);
+          for (size_t j = 0; j < n; ++j) c[j] = beta == 0.0f ? std::numeric_limits<float>::quiet_NaN() : dist(rng);
+          std::vector<float> packed(crt::kernels::gemv_packed_size(n, k, W));
+          crt::kernels::ref::gemv_pack<float>(w.data(), ldw, n, k, W, packed.data());
+          std::vector<double> want(n), mag(n);
+          for (size_t j = 0; j < n; ++j) {
+            double dot = 0.0, m = 0.0;
+            for (size_t p = 0; p < k; ++p) {
+              dot += double(a[p]) * double(w[j * ldw + p]);
+              m += std::fabs(double(a[p]) * double(w[j * ldw + p]));
+            }
+            want[j] = dot + (beta == 0.0f ? 0.0 : double(beta) * double(c[j]));
+            mag[j] = m + std::fabs(beta == 0.0f ? 0.0 : double(beta) * double(c[j]));
+          }
+          t->gemv_packed(a.data(), packed.data(), n, k, beta, c.data());
+          bool ok = true;
+          for (size_t j = 0; j < n; ++j)
+            ok = ok && std::fabs(double(c[j]) - want[j]) <= 4.0 * eps * (double(k) + 2.0) * mag[j] + 1e-30;
+          for (size_t j = n; j < n + W; ++j) ok = ok && c[j] == 777.0f;
+          CHECK(ok);
+        }
   }
 }
 
