@@ -1,10 +1,13 @@
-// Row-major copies of transposed weights, kept for inference. A linear layer stores its weight
-// [out, in] and computes x W^T; for a short segment (a few rows of x) the GEMM's packing of W^T,
-// a transpose of the whole weight, costs as much as the product. With gradients off, matmul
-// takes W^T from this cache instead: a contiguous [in, out] copy made once and reused for as
-// long as the weight's storage is unchanged (Storage id and version, see tensor.hpp).
+// Copies of weights in the layouts inference reads fastest, made once and reused for as long as
+// the weight's storage is unchanged (Storage id and version, see tensor.hpp):
+// - the transpose: a linear layer stores its weight [out, in] and computes x W^T; for a short
+//   segment (a few rows of x) the GEMM's packing of W^T, a transpose of the whole weight, costs
+//   as much as the product. With gradients off, matmul reads a contiguous [in, out] copy.
+// - GEMV panels: a GRU step at batch 1 streams its weights once per step; packed in row panels
+//   (kernels::gemv_pack) each panel is one contiguous stream.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "engine/tensor.hpp"
@@ -21,6 +24,11 @@ Tensor cached_transpose(const Tensor& w);
 // GEMM's own packing).
 bool use_weight_cache_rows(std::int64_t rows, const Tensor& w);
 
+// The `blocks` equal row blocks of w [blocks * n, k] each packed for kernels::gemv_packed in
+// panels of `panel` rows (kernels.hpp), one after another: block g at g * gemv_packed_size(n,
+// k, panel). For the batch-1 steps of a GRU (blocks = 3 gates). Made once per weight version.
+Tensor cached_gemv_panels(const Tensor& w, std::int64_t blocks, std::size_t panel);
+
 struct WeightCacheStats {
   std::int64_t entries;
   std::int64_t bytes;
@@ -28,7 +36,7 @@ struct WeightCacheStats {
   std::int64_t misses;  // copies made (first use or a stale entry)
 };
 WeightCacheStats weight_cache_stats();
-// Drops every cached copy (also done by release_cached_memory()).
+// Drops every cached copy and zeroes the counts (also done by release_cached_memory()).
 void clear_weight_cache();
 
 }  // namespace crt

@@ -85,13 +85,17 @@ inline double gradcheck(const Fn& f, std::vector<Tensor> inputs, GradCheckOption
       double numeric;
       {
         NoGradGuard ng;
+        // Raw writes: bump the version so that caches of derived data (weight_cache.hpp) see them.
         double* p = x.data<double>() + e;
         const double orig = *p;
         *p = orig + opt.eps;
+        x.bump_version();
         const double up = loss_of(inputs).item();
         *p = orig - opt.eps;
+        x.bump_version();
         const double down = loss_of(inputs).item();
         *p = orig;
+        x.bump_version();
         numeric = (up - down) / (2 * opt.eps);
       }
       const double err = std::abs(ga[std::size_t(e)] - numeric) / (opt.atol + opt.rtol * std::abs(numeric));

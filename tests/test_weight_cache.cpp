@@ -3,6 +3,9 @@
 // stale after an in-place write (copy_, fill_, set, an optimiser step) or for another view.
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <vector>
+
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
 #include "engine/optim.hpp"
@@ -138,4 +141,54 @@ TEST_CASE("weight cache: an entry goes when its weight goes (no reuse of a dead 
   // The dead weight's copy was dropped when the new one was made.
   CHECK(weight_cache_stats().entries == 1);
   CHECK(weight_cache_stats().bytes == 300 * 64 * 4);
+}
+
+namespace {
+
+struct Gru {
+  Tensor w_ih, w_hh, b_ih, b_hh;  // [3H, I], [3H, H], [3H], [3H], parameters
+};
+
+Gru make_gru(std::int64_t in, std::int64_t hidden, std::uint64_t seed) {
+  Generator gen(seed);
+  const double s = 1.0 / std::sqrt(double(hidden));
+  Gru g{uniform({3 * hidden, in}, -s, s, gen), uniform({3 * hidden, hidden}, -s, s, gen),
+        uniform({3 * hidden}, -s, s, gen), uniform({3 * hidden}, -s, s, gen)};
+  for (Tensor* t : {&g.w_ih, &g.w_hh, &g.b_ih, &g.b_hh}) t->set_requires_grad(true);
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("weight cache: batch-1 GRU inference reads GEMV panels; same bits at 1 and 2 threads") {
+  // Hidden 200: each gate's panels end in zero padding, and the unit blocks (64) end short.
+  crt::testing::ThreadCountReset reset;
+  clear_weight_cache();
+  Gru g = make_gru(96, 200, 9);
+  Generator gen(10);
+  const Tensor x = uniform({1, 96}, -1.0, 1.0, gen), h = uniform({1, 200}, -1.0, 1.0, gen);
+  const Tensor xs = uniform({1, 7, 96}, -1.0, 1.0, gen);
+  // With gradients on, nothing is cached: the reference values.
+  const Tensor cell_want = gru_cell(x, h, g.w_ih, g.w_hh, g.b_ih, g.b_hh).detach();
+  const Tensor seq_want = gru_sequence(xs, h, g.w_ih, g.w_hh, g.b_ih, g.b_hh).detach();
+  CHECK(weight_cache_stats().entries == 0);
+  NoGradGuard no_grad;
+  std::vector<Tensor> cell, seq;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    cell.push_back(gru_cell(x, h, g.w_ih, g.w_hh, g.b_ih, g.b_hh));
+    seq.push_back(gru_sequence(xs, h, g.w_ih, g.w_hh, g.b_ih, g.b_hh));
+  }
+  CHECK(weight_cache_stats().entries == 2);  // the panels of w_ih and of w_hh
+  CHECK(max_abs_diff(cell[0], cell[1]) == 0.0);
+  CHECK(max_abs_diff(seq[0], seq[1]) == 0.0);
+  CHECK(max_abs_diff(cell[0], cell_want) < 1e-5);
+  CHECK(max_abs_diff(seq[0], seq_want) < 1e-5);
+  // A new w_hh: the panels are made again.
+  g.w_hh.copy_(uniform({600, 200}, -0.05, 0.05, gen));
+  const Tensor after = gru_cell(x, h, g.w_ih, g.w_hh, g.b_ih, g.b_hh);
+  // The same step without the cache (weights that are not parameters).
+  const Tensor after_want = gru_cell(x, h, g.w_ih.detach(), g.w_hh.detach(), g.b_ih, g.b_hh);
+  CHECK(max_abs_diff(after, after_want) < 1e-5);
+  CHECK(max_abs_diff(after, cell[0]) > 1e-3);
 }

@@ -51,12 +51,16 @@ Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tens
   const bool record = should_record({&x, &h, &w_ih, &w_hh, &b_ih, &b_hh});
   dispatch_dtype(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    if (detail::use_unit_split(batch)) {
+    // Inference at batch 1 reads both weights from cached GEMV panels (gate_weights), in
+    // unit blocks on any thread count; else the unit split pays at 2+ threads only.
+    Tensor ih_panels, hh_panels;
+    const auto wih = detail::gate_weights<T>(w_ih, wih_d, batch, ih_panels);
+    const auto whh = detail::gate_weights<T>(w_hh, whh_d, batch, hh_panels);
+    if (whh.packed || detail::use_unit_split(batch)) {
       const Tensor bih_d = data_of(b_ih), bhh_d = data_of(b_hh);
-      detail::unit_split_step<T>({x_d.data<T>(), wih_d.data<T>(),
-                                  bih_d.defined() ? bih_d.data<T>() : nullptr, in, nullptr},
-                                 h_d.data<T>(), whh_d.data<T>(),
-                                 bhh_d.defined() ? bhh_d.data<T>() : nullptr,
+      detail::unit_split_step<T>({x_d.data<T>(), wih, bih_d.defined() ? bih_d.data<T>() : nullptr,
+                                  nullptr},
+                                 h_d.data<T>(), whh, bhh_d.defined() ? bhh_d.data<T>() : nullptr,
                                  record ? gi.data<T>() : nullptr, record ? gh.data<T>() : nullptr,
                                  h_out.data<T>(), batch, hidden, true);
       return;

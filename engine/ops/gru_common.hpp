@@ -83,48 +83,89 @@ inline bool use_unit_split(std::int64_t batch) {
 }
 constexpr std::int64_t kUnitBlock = 64;
 
+// A GRU weight [3H, K] (rows contiguous) as its three gate blocks, and optionally the same
+// packed for kernels::gemv_packed (weight_cache.hpp's cached_gemv_panels, blocks = 3) for
+// batch-1 steps. Unit blocks start at multiples of kUnitBlock, a multiple of every panel width.
+template <class T>
+struct GateWeights {
+  const T* w = nullptr;
+  std::int64_t k = 0;
+  const T* packed = nullptr;
+  std::size_t panel = 0;
+};
+
+// The gate blocks of `param` (its contiguous data: `data`), with its cached panels when it is
+// a parameter used at batch 1 with gradients off (inference); keep_alive holds the panels.
+template <class T>
+GateWeights<T> gate_weights(const Tensor& param, const Tensor& data, std::int64_t batch,
+                            Tensor& keep_alive) {
+  const Tensor& w = param;
+  GateWeights<T> gw{data.data<T>(), data.size(1), nullptr, 0};
+  if (batch == 1 && !grad_enabled() && w.requires_grad()) {
+    gw.panel = std::is_same_v<T, float> ? kernels::gemv_panel_rows() : 4;
+    keep_alive = cached_gemv_panels(w, 3, gw.panel);
+    gw.packed = keep_alive.data<T>();
+  }
+  return gw;
+}
+
+// rows[b * ld + g * nb + j] += in_rows[b] . W[g * H + j0 + j, :] for g = r, z, n, j < nb.
+template <class T>
+void gate_rows_product(const GateWeights<T>& gw, const T* in_rows, std::int64_t batch,
+                       std::int64_t hidden, std::int64_t j0, std::int64_t nb, T* rows,
+                       std::int64_t ld) {
+  const std::int64_t k = gw.k;
+  for (std::int64_t g = 0; g < 3; ++g) {
+    if (gw.packed && batch == 1) {
+      const std::size_t block = kernels::gemv_packed_size(usize(hidden), usize(k), gw.panel);
+      kernels::gemv_packed(in_rows, gw.packed + g * block + usize(j0 * k), usize(nb), usize(k),
+                           gw.panel, T(1), rows + g * nb);
+    } else {
+      kernels::gemm(false, true, usize(batch), usize(nb), usize(k), T(1), in_rows, usize(k),
+                    gw.w + (g * hidden + j0) * k, usize(k), T(1), rows + g * nb, usize(ld));
+    }
+  }
+}
+
 // Where a step's input pre-activations gi = x W_ih^T + b_ih come from: computed here from x
 // (x: [B, I], w_ih: [3H, I], b_ih: [3H] or null), or given ([B, 3H], rows of gi_given).
 template <class T>
 struct StepInput {
   const T* x;
-  const T* w_ih;
+  GateWeights<T> w_ih;
   const T* b_ih;
-  std::int64_t in;
   const T* gi_given;
 };
 
 // One GRU step for B <= kUnitSplitMaxBatch: h_out [B, H] from h [B, H], w_hh [3H, H], b_hh
 // [3H] (or null). gi_out, gh_out: [B, 3H] pre-activations for the backward pass, or null.
 template <class T>
-void unit_split_step(const StepInput<T>& input, const T* h, const T* w_hh, const T* b_hh,
-                     T* gi_out, T* gh_out, T* h_out, std::int64_t batch, std::int64_t hidden,
-                     bool threads) {
-  const std::int64_t g3 = 3 * hidden, in = input.in;
+void unit_split_step(const StepInput<T>& input, const T* h, const GateWeights<T>& w_hh,
+                     const T* b_hh, T* gi_out, T* gh_out, T* h_out, std::int64_t batch,
+                     std::int64_t hidden, bool threads) {
+  const std::int64_t g3 = 3 * hidden, in = input.w_ih.k;
   const std::int64_t flops = 2 * batch * g3 * (hidden + (input.gi_given ? 0 : in));
   count_flops(flops);
   const auto run_block = [&](std::int64_t j0, std::int64_t j1) {
     const std::int64_t nb = j1 - j0, w3 = 3 * nb;
     T gi_blk[kUnitSplitMaxBatch * 3 * kUnitBlock], gh_blk[kUnitSplitMaxBatch * 3 * kUnitBlock];
     // rows[:, g*nb .. g*nb + nb) = in_rows [B, K] W[g*H + j0 .. + nb, :]^T + bias, g = r, z, n.
-    const auto gate_products = [&](const T* in_rows, std::int64_t k, const T* w, const T* bias,
+    const auto gate_products = [&](const T* in_rows, const GateWeights<T>& gw, const T* bias,
                                    T* rows) {
-      for (std::int64_t g = 0; g < 3; ++g) {
-        for (std::int64_t b = 0; b < batch; ++b)
+      for (std::int64_t b = 0; b < batch; ++b)
+        for (std::int64_t g = 0; g < 3; ++g)
           for (std::int64_t j = 0; j < nb; ++j)
             rows[b * w3 + g * nb + j] = bias ? bias[g * hidden + j0 + j] : T(0);
-        kernels::gemm(false, true, usize(batch), usize(nb), usize(k), T(1), in_rows, usize(k),
-                      w + (g * hidden + j0) * k, usize(k), T(1), rows + g * nb, usize(w3));
-      }
+      gate_rows_product(gw, in_rows, batch, hidden, j0, nb, rows, w3);
     };
     if (input.gi_given) {
       for (std::int64_t b = 0; b < batch; ++b)
         for (std::int64_t g = 0; g < 3; ++g)
           std::copy_n(input.gi_given + b * g3 + g * hidden + j0, nb, gi_blk + b * w3 + g * nb);
     } else {
-      gate_products(input.x, in, input.w_ih, input.b_ih, gi_blk);
+      gate_products(input.x, input.w_ih, input.b_ih, gi_blk);
     }
-    gate_products(h, hidden, w_hh, b_hh, gh_blk);
+    gate_products(h, w_hh, b_hh, gh_blk);
     for (std::int64_t b = 0; b < batch; ++b) {
       kernels::gru_gates_forward(gi_blk + b * w3, gh_blk + b * w3, h + b * hidden + j0,
                                  h_out + b * hidden + j0, 1, usize(nb));
@@ -134,7 +175,7 @@ void unit_split_step(const StepInput<T>& input, const T* h, const T* w_hh, const
       }
     }
   };
-  if (threads && flops >= (1 << 18)) {
+  if (threads && num_threads() > 1 && flops >= (1 << 18)) {
     parallel_for_static(0, hidden, kUnitBlock, run_block);
   } else {
     for (std::int64_t j0 = 0; j0 < hidden; j0 += kUnitBlock)

@@ -149,12 +149,15 @@ Tensor gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const
     T* gi = s.gi.data<T>();
     T* hs = s.states.data<T>();
     project<T>(x_tm.data<T>(), steps * B, s.in, wih_d, bih_d, gi, g3, true);
-    if (detail::use_unit_split(B)) {  // weight-bound steps: split by hidden units
+    // Weight-bound batch-1 steps: split by hidden units (at 2+ threads), and in inference
+    // reading W_hh from cached GEMV panels (on any thread count, so results stay the same).
+    Tensor hh_panels;
+    const auto whh = detail::gate_weights<T>(w_hh, s.w_hh, B, hh_panels);
+    if (whh.packed || detail::use_unit_split(B)) {
       const T* bhh = bhh_d.defined() ? bhh_d.template data<T>() : nullptr;
       for (std::int64_t t = 0; t < steps; ++t)
-        detail::unit_split_step<T>({nullptr, nullptr, nullptr, 0, gi + t * B * g3},
-                                   hs + t * B * H, s.w_hh.data<T>(), bhh, nullptr,
-                                   record ? s.gh.data<T>() + t * B * g3 : nullptr,
+        detail::unit_split_step<T>({nullptr, {}, nullptr, gi + t * B * g3}, hs + t * B * H, whh,
+                                   bhh, nullptr, record ? s.gh.data<T>() + t * B * g3 : nullptr,
                                    hs + (t + 1) * B * H, B, H, true);
       return;
     }
