@@ -189,7 +189,7 @@ Tensor NcgruCell::step(const Tensor& x, const Tensor& h) const {
           " and h ", h.describe());
   require(x.dtype() == w_x.dtype() && h.dtype() == w_x.dtype(), op, "x ", x.describe(), " and h ",
           h.describe(), " must have the cell's dtype ", dtype_name(w_x.dtype()));
-  return step_from_projection(linear(x, w_x, b_x), h, u_ru.transpose(0, 1), u_c.transpose(0, 1));
+  return step_from_projection(linear(x, w_x, b_x), h, Tensor(), Tensor());
 }
 
 Tensor NcgruCell::sequence(const Tensor& x, const Tensor& h0) const {
@@ -207,8 +207,8 @@ Tensor NcgruCell::sequence(const Tensor& x, const Tensor& h0) const {
   // into packed panels at every step. Up to 4 rows the products run as dot products over the
   // weights as stored, which need no copy.
   const bool copy_once = x.size(0) > 4;
-  const Tensor u_ru_t = copy_once ? u_ru.transpose(0, 1).contiguous() : u_ru.transpose(0, 1);
-  const Tensor u_c_t = copy_once ? u_c.transpose(0, 1).contiguous() : u_c.transpose(0, 1);
+  const Tensor u_ru_t = copy_once ? u_ru.transpose(0, 1).contiguous() : Tensor();
+  const Tensor u_c_t = copy_once ? u_c.transpose(0, 1).contiguous() : Tensor();
   return unroll(x.size(1), h0, [&](std::int64_t t, const Tensor& h) {
     return step_from_projection(gx.narrow(1, t, 1).squeeze(1), h, u_ru_t, u_c_t);
   });
@@ -218,10 +218,12 @@ Tensor NcgruCell::step_from_projection(const Tensor& gx, const Tensor& h, const 
                                        const Tensor& u_c_t) const {
   const std::int64_t hid = hidden_;
   // gx: [B, 3H]: r, u, c parts of x W_x^T + b_x
-  const Tensor gh = matmul(h, u_ru_t);  // [B, 2H]: r, u parts
+  // [B, 2H]: r, u parts (the parameters themselves unless transposed copies are given: at a
+  // few rows the products read them as stored, in inference through their GEMV panels)
+  const Tensor gh = u_ru_t.defined() ? matmul(h, u_ru_t) : matmul(h, u_ru, false, true);
   const Tensor ru = sigmoid(add(gx.narrow(1, 0, 2 * hid), gh));  // [B, 2H]
   const Tensor r = ru.narrow(1, 0, hid), u = ru.narrow(1, hid, hid);
-  const Tensor z = add(gx.narrow(1, 2 * hid, hid), matmul(mul(r, h), u_c_t));
+  const Tensor z = add(gx.narrow(1, 2 * hid, hid), u_c_t.defined() ? matmul(mul(r, h), u_c_t) : matmul(mul(r, h), u_c, false, true));
   const Tensor c = modrelu(z, b_c);  // [B, H]
   // u h + (1 - u) c = c + u (h - c)
   return add(c, mul(u, sub(h, c)));

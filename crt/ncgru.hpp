@@ -81,9 +81,9 @@ class NcgruCell : public RecurrentCell {
   Tensor a_step;          // f64 scalar: A-updates done so far
 
  private:
-  // One step from its input projection gx = x W_x^T + b_x ([B, 3H]) and h [B, H], with the
-  // recurrent weights given transposed: u_ru_t = U_ru^T [H, 2H], u_c_t = U_c^T [H, H] (views
-  // or copies).
+  // One step from its input projection gx = x W_x^T + b_x ([B, 3H]) and h [B, H]; u_ru_t =
+  // U_ru^T [H, 2H] and u_c_t = U_c^T [H, H] as contiguous copies, or undefined to read the
+  // parameters as stored.
   Tensor step_from_projection(const Tensor& gx, const Tensor& h, const Tensor& u_ru_t,
                               const Tensor& u_c_t) const;
 

@@ -96,6 +96,15 @@ bool use_weight_cache_rows(std::int64_t rows, const Tensor& w) {
          rows <= kMaxRows && w.numel() >= kMinValues;
 }
 
+bool use_gemv_panels(std::int64_t rows, const Tensor& w) {
+  return !grad_enabled() && w.dim() == 2 && w.requires_grad() && rows == 1 &&
+         w.numel() >= (1 << 14);
+}
+
+std::size_t gemv_panel_for(DType dtype) {
+  return dtype == DType::f32 ? kernels::gemv_panel_rows() : 4;
+}
+
 Tensor cached_transpose(const Tensor& w) {
   require(w.defined() && w.dim() == 2, "cached_transpose", "needs a 2-D weight, got ",
           w.describe());

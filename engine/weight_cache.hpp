@@ -23,6 +23,11 @@ Tensor cached_transpose(const Tensor& w);
 // (up to 4 rows run as dot products that read w as stored; taller products amortise the
 // GEMM's own packing).
 bool use_weight_cache_rows(std::int64_t rows, const Tensor& w);
+// Whether one row against w [n, k] used as B^T should read w's cached GEMV panels: gradients
+// off, w a parameter of at least 16k values, a single row (a batch-1 step or token).
+bool use_gemv_panels(std::int64_t rows, const Tensor& w);
+// The panel width the GEMV kernel of this dtype reads (float: the active ISA's lanes).
+std::size_t gemv_panel_for(DType dtype);
 
 // The `blocks` equal row blocks of w [blocks * n, k] each packed for kernels::gemv_packed in
 // panels of `panel` rows (kernels.hpp), one after another: block g at g * gemv_packed_size(n,

@@ -192,3 +192,19 @@ TEST_CASE("weight cache: batch-1 GRU inference reads GEMV panels; same bits at 1
   CHECK(max_abs_diff(after, after_want) < 1e-5);
   CHECK(max_abs_diff(after, cell[0]) > 1e-3);
 }
+
+TEST_CASE("weight cache: one row against a parameter reads its GEMV panels (linear and matmul)") {
+  clear_weight_cache();
+  const Layer l = make_layer(11);
+  const Tensor row = l.x.narrow(0, 3, 1);  // [1, 64]
+  const Tensor want_linear = linear(row, l.w, l.b).detach();
+  const Tensor want_matmul = matmul(row, l.w, false, true).detach();
+  NoGradGuard no_grad;
+  CHECK(max_abs_diff(linear(row, l.w, l.b), want_linear) < 1e-5);
+  CHECK(max_abs_diff(matmul(row, l.w, false, true), want_matmul) < 1e-5);
+  CHECK(max_abs_diff(linear(row.squeeze(0), l.w, l.b), want_linear.squeeze(0)) < 1e-5);
+  const WeightCacheStats s = weight_cache_stats();
+  CHECK(s.entries == 1);  // one set of panels, shared by the three calls
+  CHECK(s.misses == 1);
+  CHECK(s.hits == 2);
+}

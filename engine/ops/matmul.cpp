@@ -133,6 +133,18 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     y.fill_(0.0);
     return y;
   }
+  if (tb && !ta && b.dim() == 2 && use_gemv_panels(a.numel() / k, b)) {
+    // One row against a parameter (a batch-1 step): its cached GEMV panels, one stream each.
+    const Tensor a_row = a.contiguous();
+    const std::size_t panel = gemv_panel_for(b.dtype());
+    const Tensor packed = cached_gemv_panels(b, 1, panel);
+    dispatch_dtype(a.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      kernels::gemv_packed(a_row.data<T>(), packed.data<T>(), usize(n), usize(k), panel, T(0),
+                           y.data<T>());
+    });
+    return y;
+  }
   const bool cached = use_weight_cache(a, b, tb, k);
   const MatrixView va = as_matrix(a, ta);
   const MatrixView vb = cached ? MatrixView{cached_transpose(b), n, false} : as_matrix(b, tb);
@@ -227,6 +239,16 @@ static Tensor linear_no_grad(const Tensor& x, const Tensor& weight, const Tensor
     y.fill_(0.0);
   }
   if (k == 0) return y;
+  if (use_gemv_panels(rows, weight)) {  // one row (a batch-1 step): the cached GEMV panels
+    const std::size_t panel = gemv_panel_for(weight.dtype());
+    const Tensor packed = cached_gemv_panels(weight, 1, panel);
+    dispatch_dtype(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      kernels::gemv_packed(x2.data<T>(), packed.data<T>(), usize(n), usize(k), panel, T(1),
+                           y.data<T>());
+    });
+    return y;
+  }
   const bool cached = use_weight_cache_rows(rows, weight);
   const MatrixView vb = cached ? MatrixView{cached_transpose(weight), n, false}
                                : as_matrix(weight, true);
