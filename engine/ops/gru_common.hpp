@@ -50,17 +50,19 @@ void gemm_tiled(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k
 }
 
 // rows of gates: [rows, 3H] = bias broadcast over rows (or 0 when undefined), then
-// gates += in [rows, K] W^T (W: [3H, K]). Used by gru_cell and gru_sequence alike.
+// gates += in [rows, K] W^T (W: [3H, K], its contiguous data; `param`: the op's argument it came
+// from, which decides whether inference reads the cached transpose). Used by gru_cell and
+// gru_sequence alike.
 template <class T>
-void project(const T* in, std::int64_t rows, std::int64_t k, const Tensor& w, const Tensor& bias,
-             T* gates, std::int64_t g3, bool threads) {
+void project(const T* in, std::int64_t rows, std::int64_t k, const Tensor& param, const Tensor& w,
+             const Tensor& bias, T* gates, std::int64_t g3, bool threads) {
   if (bias.defined()) {
     const T* bp = bias.data<T>();
     for (std::int64_t r = 0; r < rows; ++r) std::copy(bp, bp + g3, gates + r * g3);
   }
   const T beta = bias.defined() ? T(1) : T(0);
-  if (use_weight_cache_rows(rows, w)) {  // inference: W^T read in place from the cache
-    const Tensor w_t = cached_transpose(w);  // [K, 3H]
+  if (use_weight_cache_rows(rows, param)) {  // inference: W^T read in place from the cache
+    const Tensor w_t = cached_transpose(param);  // [K, 3H]
     gemm_tiled<T>(false, false, rows, g3, k, in, k, w_t.data<T>(), g3, beta, gates, g3, threads);
     return;
   }

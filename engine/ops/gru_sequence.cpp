@@ -148,7 +148,7 @@ Tensor gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const
     using T = decltype(tag);
     T* gi = s.gi.data<T>();
     T* hs = s.states.data<T>();
-    project<T>(x_tm.data<T>(), steps * B, s.in, wih_d, bih_d, gi, g3, true);
+    project<T>(x_tm.data<T>(), steps * B, s.in, w_ih, wih_d, bih_d, gi, g3, true);
     // Weight-bound batch-1 steps: split by hidden units (at 2+ threads), and in inference
     // reading W_hh from cached GEMV panels (on any thread count, so results stay the same).
     Tensor hh_panels;
@@ -178,7 +178,7 @@ Tensor gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const
         gemm_tiled<T>(false, false, B, g3, H, h, H, whh_t.data<T>(), g3, T(1), gh, g3,
                       kStepThreads);
       } else {
-        project<T>(h, B, H, s.w_hh, bhh_d, gh, g3, kStepThreads);
+        project<T>(h, B, H, w_hh, s.w_hh, bhh_d, gh, g3, kStepThreads);
       }
       kernels::gru_gates_forward(gi + t * B * g3, gh, h, hs + (t + 1) * B * H, usize(B),
                                  usize(H));
