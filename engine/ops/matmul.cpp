@@ -67,6 +67,18 @@ bool use_weight_cache(const Tensor& a, const Tensor& b, bool tb, std::int64_t k)
   return tb && k > 0 && b.dim() == 2 && use_weight_cache_rows(a.numel() / k, b);
 }
 
+// y = row w^T + beta y for one contiguous row [k] and a parameter w [n, k], read through its
+// cached GEMV panels (weight_cache.hpp): one contiguous stream per panel of rows.
+void gemv_with_panels(const Tensor& row, const Tensor& w, double beta, const Tensor& y) {
+  const std::size_t panel = gemv_panel_for(w.dtype());
+  const Tensor packed = cached_gemv_panels(w, 1, panel);
+  dispatch_dtype(row.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    kernels::gemv_packed(row.data<T>(), packed.data<T>(), usize(w.size(0)), usize(w.size(1)),
+                         panel, T(beta), y.data<T>());
+  });
+}
+
 template <class T>
 void gemm_tiles(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
                 std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc,
@@ -134,15 +146,7 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b, bool ta, bool tb) {
     return y;
   }
   if (tb && !ta && b.dim() == 2 && use_gemv_panels(a.numel() / k, b)) {
-    // One row against a parameter (a batch-1 step): its cached GEMV panels, one stream each.
-    const Tensor a_row = a.contiguous();
-    const std::size_t panel = gemv_panel_for(b.dtype());
-    const Tensor packed = cached_gemv_panels(b, 1, panel);
-    dispatch_dtype(a.dtype(), [&](auto tag) {
-      using T = decltype(tag);
-      kernels::gemv_packed(a_row.data<T>(), packed.data<T>(), usize(n), usize(k), panel, T(0),
-                           y.data<T>());
-    });
+    gemv_with_panels(a.contiguous(), b, 0.0, y);  // one row against a parameter
     return y;
   }
   const bool cached = use_weight_cache(a, b, tb, k);
@@ -239,14 +243,8 @@ static Tensor linear_no_grad(const Tensor& x, const Tensor& weight, const Tensor
     y.fill_(0.0);
   }
   if (k == 0) return y;
-  if (use_gemv_panels(rows, weight)) {  // one row (a batch-1 step): the cached GEMV panels
-    const std::size_t panel = gemv_panel_for(weight.dtype());
-    const Tensor packed = cached_gemv_panels(weight, 1, panel);
-    dispatch_dtype(x.dtype(), [&](auto tag) {
-      using T = decltype(tag);
-      kernels::gemv_packed(x2.data<T>(), packed.data<T>(), usize(n), usize(k), panel, T(1),
-                           y.data<T>());
-    });
+  if (use_gemv_panels(rows, weight)) {  // one row (a batch-1 step)
+    gemv_with_panels(x2, weight, 1.0, y);
     return y;
   }
   const bool cached = use_weight_cache_rows(rows, weight);
