@@ -12,6 +12,7 @@
 #include "engine/autograd.hpp"
 #include "engine/error.hpp"
 #include "engine/parallel.hpp"
+#include "kernels/kernels.hpp"
 
 namespace crt::model {
 
@@ -71,19 +72,10 @@ Tensor product(const Tensor& a, const Tensor& b) {
   const double* ap = a.data<double>();
   const double* bp = b.data<double>();
   double* cp = c.data<double>();
-  constexpr std::int64_t kRowsPerChunk = 32, kDepthBlock = 32;
+  constexpr std::int64_t kRowsPerChunk = 32;
   parallel_for(0, m, kRowsPerChunk, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t p0 = 0; p0 < k; p0 += kDepthBlock) {
-      const std::int64_t p1 = std::min(k, p0 + kDepthBlock);
-      for (std::int64_t i = lo; i < hi; ++i) {
-        double* ci = cp + i * n;
-        for (std::int64_t p = p0; p < p1; ++p) {
-          const double aip = ap[i * k + p];
-          const double* brow = bp + p * n;
-          for (std::int64_t j = 0; j < n; ++j) ci[j] += aip * brow[j];
-        }
-      }
-    }
+    kernels::gemm_f64_accumulate(ap + lo * k, bp, cp + lo * n, std::size_t(hi - lo),
+                                 std::size_t(n), std::size_t(k));
   });
   return c;
 }

@@ -74,6 +74,7 @@ void fill_simd_kernels(KernelTable& t) {
   t.layernorm_forward = &simd::layernorm_forward<Arch>;
   t.layernorm_backward = &simd::layernorm_backward<Arch>;
   t.gemv_packed = &simd::gemv_packed<Arch>;
+  t.gemm_f64_accumulate = &simd::gemm_f64_accumulate<Arch>;
   t.gru_gates_forward = &simd::gru_gates_forward<Arch>;
   t.gru_gates_backward = &simd::gru_gates_backward<Arch>;
   t.attention_forward = &simd::attention_forward<Arch>;

@@ -56,6 +56,9 @@ struct KernelTable {
   void (*layernorm_backward)(const float* x, const float* gamma, const float* mean,
                              const float* rstd, const float* dy, float* dx, float* dgamma,
                              float* dbeta, std::size_t rows, std::size_t cols);
+  // C [m, n] += A [m, k] B [k, n] in double (kernels.hpp, gemm_f64_accumulate)
+  void (*gemm_f64_accumulate)(const double* a, const double* b, double* c, std::size_t m,
+                              std::size_t n, std::size_t k);
   // W [n, k] packed by gemv_pack with panel = lanes: c = W a + beta c (kernels.hpp)
   void (*gemv_packed)(const float* a, const float* packed, std::size_t n, std::size_t k,
                       float beta, float* c);

@@ -204,6 +204,11 @@ void adam_update(double* p, const double* g, double* m, double* v, std::size_t n
 
 const char* active_isa() { return active_kernels().name; }
 
+void gemm_f64_accumulate(const double* a, const double* b, double* c, std::size_t m,
+                         std::size_t n, std::size_t k) {
+  active_kernels().gemm_f64_accumulate(a, b, c, m, n, k);
+}
+
 std::size_t gemv_panel_rows() { return active_kernels().lanes; }
 
 std::size_t gemv_packed_size(std::size_t n, std::size_t k, std::size_t panel) {

@@ -106,6 +106,13 @@ void layernorm_backward(const double* x, const double* gamma, const double* mean
                         const double* rstd, const double* dy, double* dx, double* dgamma,
                         double* dbeta, std::size_t rows, std::size_t cols);
 
+// ---- double GEMM for training-time double math -----------------------------------------
+// C [m, n] += A [m, k] B [k, n], all row-major and contiguous, in double on the active ISA's
+// vectors (the NCGRU's orthogonal update runs in double at every optimiser step). Unlike the
+// double overloads above, which run the scalar reference, this one is vectorised.
+void gemm_f64_accumulate(const double* a, const double* b, double* c, std::size_t m,
+                         std::size_t n, std::size_t k);
+
 // ---- GEMV against a packed weight (the batch-1 steps of a recurrence) -------------------
 // W [n, k] (rows ldw apart) packed in panels of `panel` rows: panel t holds rows t*panel ..
 // t*panel + panel - 1 (zero past n), element (r, p) at t*panel*k + p*panel + r, so that each

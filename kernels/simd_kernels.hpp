@@ -66,6 +66,11 @@ void layernorm_backward(const float* x, const float* gamma, const float* mean, c
                         const float* dy, float* dx, float* dgamma, float* dbeta, size_t rows,
                         size_t cols);
 
+// gemm_f64_simd.cpp
+template <class Arch>
+void gemm_f64_accumulate(const double* a, const double* b, double* c, size_t m, size_t n,
+                         size_t k);
+
 // gemv_simd.cpp: the panel width is kLanes<Arch>
 template <class Arch>
 void gemv_packed(const float* a, const float* packed, size_t n, size_t k, float beta, float* c);

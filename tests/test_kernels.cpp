@@ -127,6 +127,7 @@ TEST_CASE("kernels: ISA tables") {
     CAPTURE(t.name);
     CHECK((t.gemm != nullptr));
     CHECK((t.gemv_packed != nullptr));
+    CHECK((t.gemm_f64_accumulate != nullptr));
     CHECK(t.lanes >= 4);
     if (i > 0) CHECK(tables[i - 1].version > t.version);  // most capable first
     CHECK(crt::kernels::find_isa(t.cap_name) == &t);
@@ -344,6 +345,36 @@ TEST_CASE("kernels: gemv_packed against the double reference, sizes around the p
             ok = ok && std::fabs(double(c[j]) - want[j]) <= 4.0 * eps * (double(k) + 2.0) * mag[j] + 1e-30;
           for (size_t j = n; j < n + W; ++j) ok = ok && c[j] == 777.0f;
           CHECK(ok);
+        }
+  }
+}
+
+TEST_CASE("kernels: gemm_f64_accumulate against the double reference, sizes around the width") {
+  std::mt19937 rng(37);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  for (const KernelTable* t : runnable_isas()) {
+    const size_t W = t->lanes / 2;  // doubles per vector
+    std::set<size_t> ns{1, 5 * W + 3};
+    add_around(ns, W);
+    add_around(ns, 2 * W);
+    for (size_t m : {1, 3, 4, 5, 9})
+      for (size_t n : ns)
+        for (size_t k : {1, 7, 33}) {
+          CAPTURE(t->name);
+          CAPTURE(m);
+          CAPTURE(n);
+          CAPTURE(k);
+          std::vector<double> a(m * k), b(k * n), c(m * n);
+          for (double& x : a) x = dist(rng);
+          for (double& x : b) x = dist(rng);
+          for (double& x : c) x = dist(rng);
+          std::vector<double> want = c;
+          crt::kernels::ref::gemm<double>(false, false, m, n, k, 1.0, a.data(), k, b.data(), n,
+                                          1.0, want.data(), n);
+          t->gemm_f64_accumulate(a.data(), b.data(), c.data(), m, n, k);
+          double worst = 0.0;
+          for (size_t i = 0; i < m * n; ++i) worst = std::max(worst, std::fabs(c[i] - want[i]));
+          CHECK(worst <= 1e-14 * double(k + 1));
         }
   }
 }
