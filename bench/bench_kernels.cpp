@@ -27,6 +27,15 @@ using std::size_t;
 namespace ref = crt::kernels::ref;
 
 // The scalar reference as one more table, named "ref".
+// The scalar reference behind the table's signatures (panels of one row: lanes = 1).
+void ref_gemv_packed(const float* a, const float* packed, size_t n, size_t k, float beta,
+                     float* c) {
+  ref::gemv_packed<float>(a, packed, n, k, 1, beta, c);
+}
+void ref_gemm_f64(const double* a, const double* b, double* c, size_t m, size_t n, size_t k) {
+  ref::gemm<double>(false, false, m, n, k, 1.0, a, k, b, n, 1.0, c, n);
+}
+
 KernelTable reference_table() {
   KernelTable t{};
   t.name = t.cap_name = "ref";
@@ -49,6 +58,8 @@ KernelTable reference_table() {
   t.cross_entropy_backward = &ref::cross_entropy_backward<float>;
   t.layernorm_forward = &ref::layernorm_forward<float>;
   t.layernorm_backward = &ref::layernorm_backward<float>;
+  t.gemv_packed = &ref_gemv_packed;
+  t.gemm_f64_accumulate = &ref_gemm_f64;
   t.gru_gates_forward = &ref::gru_gates_forward<float>;
   t.gru_gates_backward = &ref::gru_gates_backward<float>;
   t.attention_forward = &ref::attention_forward<float>;
@@ -308,6 +319,36 @@ void register_norm_gru() {
     }
 }
 
+void register_gemv_f64() {
+  // A batch-1 GRU step's recurrent product, W_hh [3H, H] packed in the variant's panels
+  // (d = 256: 768 KB, in L2; d = 410: 2 MB, beyond it), and the one-cell step's 1.5 MB.
+  for (auto [n, k] : {std::pair<size_t, size_t>{768, 256}, {1536, 256}, {1230, 410}}) {
+    add("gemv_packed", dims(n, k), Rate::bytes, kF * double(n * k),
+        [n, k](const KernelTable& t) -> Body {
+          const size_t panel = t.lanes;
+          auto w = buffer(n * k, -1, 1, 81), a = buffer(k, -1, 1, 82), c = buffer(n, 0, 0, 83);
+          auto packed = std::make_shared<std::vector<float>>(
+              crt::kernels::gemv_packed_size(n, k, panel));
+          ref::gemv_pack<float>(w->data(), k, n, k, panel, packed->data());
+          return [&t, packed, a, c, n, k] {
+            t.gemv_packed(a->data(), packed->data(), n, k, 0.0f, c->data());
+          };
+        });
+  }
+  // The NCGRU's orthogonal update: H x H products in double.
+  for (size_t h : {size_t(256), size_t(410)}) {
+    add("gemm_f64_accumulate", dims(h, h), Rate::flops, 2.0 * double(h * h * h),
+        [h](const KernelTable& t) -> Body {
+          auto a = std::make_shared<std::vector<double>>(h * h, 0.5),
+               b = std::make_shared<std::vector<double>>(h * h, 0.25),
+               c = std::make_shared<std::vector<double>>(h * h, 0.0);
+          return [&t, a, b, c, h] {
+            t.gemm_f64_accumulate(a->data(), b->data(), c->data(), h, h, h);
+          };
+        });
+  }
+}
+
 void register_attention() {
   // One head of causal attention over a segment with an equally long memory (Tk = 2 Tq) and a
   // relative-position bias, as in the model's attention layers.
@@ -356,6 +397,7 @@ int main(int argc, char** argv) {
     register_elementwise();
     register_softmax();
     register_norm_gru();
+    register_gemv_f64();
     register_attention();
   });
 }
