@@ -101,11 +101,10 @@ struct GateWeights {
 template <class T>
 GateWeights<T> gate_weights(const Tensor& param, const Tensor& data, std::int64_t batch,
                             Tensor& keep_alive) {
-  const Tensor& w = param;
   GateWeights<T> gw{data.data<T>(), data.size(1), nullptr, 0};
-  if (batch == 1 && !grad_enabled() && w.requires_grad()) {
-    gw.panel = std::is_same_v<T, float> ? kernels::gemv_panel_rows() : 4;
-    keep_alive = cached_gemv_panels(w, 3, gw.panel);
+  if (use_gemv_panels(batch, param)) {
+    gw.panel = gemv_panel_for(param.dtype());
+    keep_alive = cached_gemv_panels(param, 3, gw.panel);
     gw.packed = keep_alive.data<T>();
   }
   return gw;
