@@ -65,8 +65,13 @@ Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tens
                                  h_out.data<T>(), batch, hidden, true);
       return;
     }
-    project<T>(x_d.data<T>(), batch, in, w_ih, wih_d, data_of(b_ih), gi.data<T>(), 3 * hidden, true);
-    project<T>(h_d.data<T>(), batch, hidden, w_hh, whh_d, data_of(b_hh), gh.data<T>(), 3 * hidden, true);
+    Tensor wih_t, whh_t;  // inference: the cached transposes
+    project<T>(x_d.data<T>(), batch, in, wih_d.data<T>(),
+               detail::cached_weight_t<T>(w_ih, batch, wih_t), data_of(b_ih), gi.data<T>(),
+               3 * hidden, true);
+    project<T>(h_d.data<T>(), batch, hidden, whh_d.data<T>(),
+               detail::cached_weight_t<T>(w_hh, batch, whh_t), data_of(b_hh), gh.data<T>(),
+               3 * hidden, true);
     kernels::gru_gates_forward(gi.data<T>(), gh.data<T>(), h_d.data<T>(), h_out.data<T>(),
                                usize(batch), usize(hidden));
   });

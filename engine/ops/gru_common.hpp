@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "engine/flops.hpp"
+#include "engine/ops/gemm_tiles.hpp"
 #include "engine/ops/op_util.hpp"
 #include "engine/parallel.hpp"
 #include "engine/weight_cache.hpp"
@@ -14,59 +15,37 @@
 
 namespace crt::detail {
 
-// C = op(A) op(B) + beta C on contiguous row-major buffers; counts 2 m n k FLOPs (a multiply-
-// add is 2), exactly what gru_cell counts for the same product. Large products are split over
-// fixed output tiles (the partition, and with it every result, is independent of the thread
-// count; each tile runs the full k-reduction on one thread). `threads` false keeps it on the
-// calling thread.
+// C = op(A) op(B) + beta C (gemm_tiles.hpp), counting its 2 m n k FLOPs (a multiply-add is 2).
 template <class T>
 void gemm_tiled(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
                 std::int64_t lda, const T* b, std::int64_t ldb, T beta, T* c, std::int64_t ldc,
                 bool threads) {
   count_flops(2 * m * n * k);
-  if (m == 0 || n == 0) return;
-  if (k == 0) {  // empty product: C = beta C
-    for (std::int64_t i = 0; i < m; ++i)
-      for (std::int64_t j = 0; j < n; ++j)
-        c[i * ldc + j] = beta == T(0) ? T(0) : beta * c[i * ldc + j];
-    return;
-  }
-  constexpr std::int64_t kTileM = 64, kTileN = 256;
-  const bool split = threads && 2 * m * n * k >= (1 << 18);
-  const std::int64_t tile_m = split ? kTileM : m, tile_n = split ? kTileN : n;
-  const std::int64_t tiles_m = (m + tile_m - 1) / tile_m, tiles_n = (n + tile_n - 1) / tile_n;
-  auto run_tiles = [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t t = lo; t < hi; ++t) {
-      const std::int64_t i0 = (t / tiles_n) * tile_m, j0 = (t % tiles_n) * tile_n;
-      const std::int64_t mi = std::min(tile_m, m - i0), nj = std::min(tile_n, n - j0);
-      const T* at = ta ? a + i0 : a + i0 * lda;
-      const T* bt = tb ? b + j0 * ldb : b + j0;
-      kernels::gemm(ta, tb, usize(mi), usize(nj), usize(k), T(1), at, usize(lda), bt, usize(ldb),
-                    beta, c + i0 * ldc + j0, usize(ldc));
-    }
-  };
-  if (split) parallel_for(0, tiles_m * tiles_n, 1, run_tiles);
-  else run_tiles(0, tiles_m * tiles_n);
+  gemm_tiles<T>(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, beta, threads);
+}
+
+// W^T [K, 3H] of `param` for a product of `rows` rows, when inference reads it from the cache
+// (weight_cache.hpp), else null; keep_alive holds it.
+template <class T>
+const T* cached_weight_t(const Tensor& param, std::int64_t rows, Tensor& keep_alive) {
+  if (!use_weight_cache_rows(rows, param)) return nullptr;
+  keep_alive = cached_transpose(param);
+  return keep_alive.data<T>();
 }
 
 // rows of gates: [rows, 3H] = bias broadcast over rows (or 0 when undefined), then
-// gates += in [rows, K] W^T (W: [3H, K], its contiguous data; `param`: the op's argument it came
-// from, which decides whether inference reads the cached transpose). Used by gru_cell and
-// gru_sequence alike.
+// gates += in [rows, K] W^T, with W given as stored (w: [3H, K]) or, when w_t is not null,
+// transposed (w_t: [K, 3H], read in place). Used by gru_cell and gru_sequence alike.
 template <class T>
-void project(const T* in, std::int64_t rows, std::int64_t k, const Tensor& param, const Tensor& w,
+void project(const T* in, std::int64_t rows, std::int64_t k, const T* w, const T* w_t,
              const Tensor& bias, T* gates, std::int64_t g3, bool threads) {
   if (bias.defined()) {
     const T* bp = bias.data<T>();
     for (std::int64_t r = 0; r < rows; ++r) std::copy(bp, bp + g3, gates + r * g3);
   }
   const T beta = bias.defined() ? T(1) : T(0);
-  if (use_weight_cache_rows(rows, param)) {  // inference: W^T read in place from the cache
-    const Tensor w_t = cached_transpose(param);  // [K, 3H]
-    gemm_tiled<T>(false, false, rows, g3, k, in, k, w_t.data<T>(), g3, beta, gates, g3, threads);
-    return;
-  }
-  gemm_tiled<T>(false, true, rows, g3, k, in, k, w.data<T>(), k, beta, gates, g3, threads);
+  if (w_t) gemm_tiled<T>(false, false, rows, g3, k, in, k, w_t, g3, beta, gates, g3, threads);
+  else gemm_tiled<T>(false, true, rows, g3, k, in, k, w, k, beta, gates, g3, threads);
 }
 
 // Small batches (a streaming step, batch 1) are bound by reading the weights, 3H x (I + H)

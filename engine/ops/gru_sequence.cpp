@@ -148,7 +148,9 @@ Tensor gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const
     using T = decltype(tag);
     T* gi = s.gi.data<T>();
     T* hs = s.states.data<T>();
-    project<T>(x_tm.data<T>(), steps * B, s.in, w_ih, wih_d, bih_d, gi, g3, true);
+    Tensor wih_t;  // inference: the cached transpose
+    project<T>(x_tm.data<T>(), steps * B, s.in, wih_d.data<T>(),
+               detail::cached_weight_t<T>(w_ih, steps * B, wih_t), bih_d, gi, g3, true);
     // Weight-bound batch-1 steps: split by hidden units (at 2+ threads), and in inference
     // reading W_hh from cached GEMV panels (on any thread count, so results stay the same).
     Tensor hh_panels;
@@ -169,17 +171,8 @@ Tensor gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const
     for (std::int64_t t = 0; t < steps; ++t) {
       T* gh = s.gh.data<T>() + (record ? t * B * g3 : 0);
       const T* h = hs + t * B * H;
-      if (transpose_once) {
-        const T* bias = bhh_d.defined() ? bhh_d.template data<T>() : nullptr;
-        for (std::int64_t r = 0; r < B; ++r) {
-          if (bias) std::copy(bias, bias + g3, gh + r * g3);
-          else std::fill(gh + r * g3, gh + r * g3 + g3, T(0));
-        }
-        gemm_tiled<T>(false, false, B, g3, H, h, H, whh_t.data<T>(), g3, T(1), gh, g3,
-                      kStepThreads);
-      } else {
-        project<T>(h, B, H, w_hh, s.w_hh, bhh_d, gh, g3, kStepThreads);
-      }
+      project<T>(h, B, H, s.w_hh.data<T>(), transpose_once ? whh_t.data<T>() : nullptr, bhh_d,
+                 gh, g3, kStepThreads);
       kernels::gru_gates_forward(gi + t * B * g3, gh, h, hs + (t + 1) * B * H, usize(B),
                                  usize(H));
     }
