@@ -62,7 +62,7 @@ Tensor gru_cell(const Tensor& x, const Tensor& h, const Tensor& w_ih, const Tens
                                   nullptr},
                                  h_d.data<T>(), whh, bhh_d.defined() ? bhh_d.data<T>() : nullptr,
                                  record ? gi.data<T>() : nullptr, record ? gh.data<T>() : nullptr,
-                                 h_out.data<T>(), batch, hidden, true);
+                                 h_out.data<T>(), hidden, true);
       return;
     }
     Tensor wih_t, whh_t;  // inference: the cached transposes

@@ -56,12 +56,9 @@ void project(const T* in, std::int64_t rows, std::int64_t k, const T* w, const T
 // of a GRU cell's weights overflow one core's L2 but two cores' together hold them. The
 // blocks are fixed by H alone, and each output row of a GEMV is computed the same way wherever
 // it falls (kernels' A B^T at one row), so the split gives the same bits as one product over
-// all rows: the op takes the split only with more than one thread, where it pays (on one
-// thread the twelve smaller products per step cost about 6% more than two big ones).
-constexpr std::int64_t kUnitSplitMaxBatch = 1;
-inline bool use_unit_split(std::int64_t batch) {
-  return batch <= kUnitSplitMaxBatch && num_threads() > 1;
-}
+// all rows: without GEMV panels the op takes the split only with more than one thread, where
+// it pays (on one thread the twelve smaller products per step cost about 6% more than two).
+inline bool use_unit_split(std::int64_t batch) { return batch == 1 && num_threads() > 1; }
 constexpr std::int64_t kUnitBlock = 64;
 
 // A GRU weight [3H, K] (rows contiguous) as its three gate blocks, and optionally the same
@@ -89,27 +86,27 @@ GateWeights<T> gate_weights(const Tensor& param, const Tensor& data, std::int64_
   return gw;
 }
 
-// rows[b * ld + g * nb + j] += in_rows[b] . W[g * H + j0 + j, :] for g = r, z, n, j < nb.
+// rows[g * nb + j] += in . W[g * H + j0 + j, :] for g = r, z, n and j < nb (one row `in`),
+// through the GEMV panels when there are any, else the dot products over W as stored.
 template <class T>
-void gate_rows_product(const GateWeights<T>& gw, const T* in_rows, std::int64_t batch,
-                       std::int64_t hidden, std::int64_t j0, std::int64_t nb, T* rows,
-                       std::int64_t ld, bool backwards = false) {
+void gate_rows_product(const GateWeights<T>& gw, const T* in, std::int64_t hidden,
+                       std::int64_t j0, std::int64_t nb, T* rows, bool backwards) {
   const std::int64_t k = gw.k;
   for (std::int64_t i = 0; i < 3; ++i) {
     const std::int64_t g = backwards ? 2 - i : i;
-    if (gw.packed && batch == 1) {
+    if (gw.packed) {
       const std::size_t block = kernels::gemv_packed_size(usize(hidden), usize(k), gw.panel);
-      kernels::gemv_packed(in_rows, gw.packed + g * block + usize(j0 * k), usize(nb), usize(k),
+      kernels::gemv_packed(in, gw.packed + g * block + usize(j0 * k), usize(nb), usize(k),
                            gw.panel, T(1), rows + g * nb);
     } else {
-      kernels::gemm(false, true, usize(batch), usize(nb), usize(k), T(1), in_rows, usize(k),
-                    gw.w + (g * hidden + j0) * k, usize(k), T(1), rows + g * nb, usize(ld));
+      kernels::gemm(false, true, 1, usize(nb), usize(k), T(1), in, usize(k),
+                    gw.w + (g * hidden + j0) * k, usize(k), T(1), rows + g * nb, usize(3 * nb));
     }
   }
 }
 
 // Where a step's input pre-activations gi = x W_ih^T + b_ih come from: computed here from x
-// (x: [B, I], w_ih: [3H, I], b_ih: [3H] or null), or given ([B, 3H], rows of gi_given).
+// (x: [I], w_ih: [3H, I], b_ih: [3H] or null), or given (gi_given: [3H]).
 template <class T>
 struct StepInput {
   const T* x;
@@ -118,14 +115,14 @@ struct StepInput {
   const T* gi_given;
 };
 
-// One GRU step for B <= kUnitSplitMaxBatch: h_out [B, H] from h [B, H], w_hh [3H, H], b_hh
-// [3H] (or null). gi_out, gh_out: [B, 3H] pre-activations for the backward pass, or null.
+// One batch-1 GRU step split by hidden units: h_out [H] from h [H], w_hh [3H, H], b_hh [3H]
+// (or null). gi_out, gh_out: [3H] pre-activations for the backward pass, or null.
 template <class T>
 void unit_split_step(const StepInput<T>& input, const T* h, const GateWeights<T>& w_hh,
-                     const T* b_hh, T* gi_out, T* gh_out, T* h_out, std::int64_t batch,
-                     std::int64_t hidden, bool threads) {
+                     const T* b_hh, T* gi_out, T* gh_out, T* h_out, std::int64_t hidden,
+                     bool threads) {
   const std::int64_t g3 = 3 * hidden, in = input.w_ih.k;
-  const std::int64_t flops = 2 * batch * g3 * (hidden + (input.gi_given ? 0 : in));
+  const std::int64_t flops = 2 * g3 * (hidden + (input.gi_given ? 0 : in));
   count_flops(flops);
   // On one thread, every other call walks the weights backwards (blocks, weights and gates in
   // reverse order): a cell's weights at d = 256 are 1.5 MB against a 1 MB L2, and a walk in
@@ -137,22 +134,19 @@ void unit_split_step(const StepInput<T>& input, const T* h, const GateWeights<T>
   flip = !flip;
   const bool backwards = serial && flip;
   const auto run_block = [&](std::int64_t j0, std::int64_t j1) {
-    const std::int64_t nb = j1 - j0, w3 = 3 * nb;
-    T gi_blk[kUnitSplitMaxBatch * 3 * kUnitBlock], gh_blk[kUnitSplitMaxBatch * 3 * kUnitBlock];
-    // rows[:, g*nb .. g*nb + nb) = in_rows [B, K] W[g*H + j0 .. + nb, :]^T + bias, g = r, z, n.
-    const auto gate_products = [&](const T* in_rows, const GateWeights<T>& gw, const T* bias,
+    const std::int64_t nb = j1 - j0;
+    T gi_blk[3 * kUnitBlock], gh_blk[3 * kUnitBlock];  // [g * nb + j]: gate g, unit j0 + j
+    const auto gate_products = [&](const T* in_row, const GateWeights<T>& gw, const T* bias,
                                    T* rows) {
-      for (std::int64_t b = 0; b < batch; ++b)
-        for (std::int64_t g = 0; g < 3; ++g)
-          for (std::int64_t j = 0; j < nb; ++j)
-            rows[b * w3 + g * nb + j] = bias ? bias[g * hidden + j0 + j] : T(0);
-      gate_rows_product(gw, in_rows, batch, hidden, j0, nb, rows, w3, backwards);
+      for (std::int64_t g = 0; g < 3; ++g)
+        for (std::int64_t j = 0; j < nb; ++j)
+          rows[g * nb + j] = bias ? bias[g * hidden + j0 + j] : T(0);
+      gate_rows_product(gw, in_row, hidden, j0, nb, rows, backwards);
     };
     const auto input_products = [&] {
       if (input.gi_given) {
-        for (std::int64_t b = 0; b < batch; ++b)
-          for (std::int64_t g = 0; g < 3; ++g)
-            std::copy_n(input.gi_given + b * g3 + g * hidden + j0, nb, gi_blk + b * w3 + g * nb);
+        for (std::int64_t g = 0; g < 3; ++g)
+          std::copy_n(input.gi_given + g * hidden + j0, nb, gi_blk + g * nb);
       } else {
         gate_products(input.x, input.w_ih, input.b_ih, gi_blk);
       }
@@ -164,13 +158,10 @@ void unit_split_step(const StepInput<T>& input, const T* h, const GateWeights<T>
       input_products();
       gate_products(h, w_hh, b_hh, gh_blk);
     }
-    for (std::int64_t b = 0; b < batch; ++b) {
-      kernels::gru_gates_forward(gi_blk + b * w3, gh_blk + b * w3, h + b * hidden + j0,
-                                 h_out + b * hidden + j0, 1, usize(nb));
-      for (std::int64_t g = 0; g < 3; ++g) {
-        if (gi_out) std::copy_n(gi_blk + b * w3 + g * nb, nb, gi_out + b * g3 + g * hidden + j0);
-        if (gh_out) std::copy_n(gh_blk + b * w3 + g * nb, nb, gh_out + b * g3 + g * hidden + j0);
-      }
+    kernels::gru_gates_forward(gi_blk, gh_blk, h + j0, h_out + j0, 1, usize(nb));
+    for (std::int64_t g = 0; g < 3; ++g) {
+      if (gi_out) std::copy_n(gi_blk + g * nb, nb, gi_out + g * hidden + j0);
+      if (gh_out) std::copy_n(gh_blk + g * nb, nb, gh_out + g * hidden + j0);
     }
   };
   if (!serial) {

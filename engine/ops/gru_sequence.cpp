@@ -160,7 +160,7 @@ Tensor gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const
       for (std::int64_t t = 0; t < steps; ++t)
         detail::unit_split_step<T>({nullptr, {}, nullptr, gi + t * B * g3}, hs + t * B * H, whh,
                                    bhh, nullptr, record ? s.gh.data<T>() + t * B * g3 : nullptr,
-                                   hs + (t + 1) * B * H, B, H, true);
+                                   hs + (t + 1) * B * H, H, true);
       return;
     }
     // W_hh^T [H, 3H] made once for all steps: the per-step product then reads it in place
