@@ -90,15 +90,19 @@ Tensor cached(const Tensor& w, std::int64_t kind, Make make) {
 
 }  // namespace
 
+namespace {
+// Inference (gradients off) with a 2-D parameter big enough for a copy to pay.
+bool cacheable_weight(const Tensor& w) {
+  return !grad_enabled() && w.dim() == 2 && w.requires_grad() && w.numel() >= (1 << 14);
+}
+}  // namespace
+
 bool use_weight_cache_rows(std::int64_t rows, const Tensor& w) {
-  constexpr std::int64_t kMinRows = 5, kMaxRows = 512, kMinValues = 1 << 14;
-  return !grad_enabled() && w.dim() == 2 && w.requires_grad() && rows >= kMinRows &&
-         rows <= kMaxRows && w.numel() >= kMinValues;
+  return rows >= 5 && rows <= 512 && cacheable_weight(w);
 }
 
 bool use_gemv_panels(std::int64_t rows, const Tensor& w) {
-  return !grad_enabled() && w.dim() == 2 && w.requires_grad() && rows == 1 &&
-         w.numel() >= (1 << 14);
+  return rows == 1 && cacheable_weight(w);
 }
 
 std::size_t gemv_panel_for(DType dtype) {
