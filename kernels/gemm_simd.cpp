@@ -264,6 +264,46 @@ void pack_b(bool trans_b, const float* b, size_t ldb, size_t p0, size_t kc, size
   }
 }
 
+// The cache lines of the operands of the next (depth, row) block, fetched into L2 one line at a
+// time by the microkernels of the current block (one every second k step), so that they stream
+// in during its arithmetic. Deep products (K in the thousands, or operands beyond the caches)
+// read every block of A and B from memory once; left to the hardware prefetchers, which do not
+// follow the column walks of packing, each block's fetch waited between two blocks of
+// arithmetic (128 x 256 x 10000: 76% -> 79% of the AVX-512 peak, 2048 x 256 x 10000: 81% ->
+// 86%). Up to two regions (A's rows, then B's), each `rows` rows of `row_floats` floats,
+// `stride` floats apart.
+class NextBlockPrefetch {
+ public:
+  void add(const float* base, size_t rows, size_t row_floats, size_t stride) {
+    regions_[count_++] = {base, rows, ceil_div(row_floats, kLineFloats), stride};
+  }
+  // Issues the next line, if any is left.
+  void next_line() {
+    while (region_ < count_) {
+      const Region& r = regions_[region_];
+      if (row_ < r.rows) {
+        __builtin_prefetch(r.base + row_ * r.stride + line_ * kLineFloats, 0, 2);
+        if (++line_ == r.lines_per_row) {
+          line_ = 0;
+          ++row_;
+        }
+        return;
+      }
+      ++region_;
+      row_ = 0;
+    }
+  }
+
+ private:
+  static constexpr size_t kLineFloats = 16;  // a 64-byte line
+  struct Region {
+    const float* base;
+    size_t rows, lines_per_row, stride;
+  };
+  Region regions_[2] = {};
+  size_t count_ = 0, region_ = 0, row_ = 0, line_ = 0;
+};
+
 // ---- microkernel ---------------------------------------------------------------------------
 
 // Writes C[r, 0:cols] = alpha * acc[r] + beta * C[r, 0:cols] (C is not read when beta == 0).
@@ -310,7 +350,8 @@ inline void store_tile(const xsimd::batch<float, Arch> (&acc)[Rows][NV], float* 
 // B is in cache.
 template <class Arch, size_t Rows, size_t NV, bool CopyB = false, bool InPlace = CopyB>
 void micro_tile(size_t kc, const float* ap, size_t a_step, const float* bp, size_t b_step,
-                float* b_copy, float* c, size_t ldc, size_t cols, float alpha, float beta) {
+                float* b_copy, float* c, size_t ldc, size_t cols, float alpha, float beta,
+                NextBlockPrefetch* next) {
   using V = xsimd::batch<float, Arch>;
   constexpr size_t W = V::size;
   for (size_t r = 0; r < Rows; ++r) {  // C is needed at the end: start fetching its lines now
@@ -335,12 +376,13 @@ void micro_tile(size_t kc, const float* ap, size_t a_step, const float* bp, size
     }
     ap += a_step;
     bp += b_step;
+    if (next != nullptr && (p & 1) == 0) next->next_line();
   }
   store_tile<Arch, Rows, NV>(acc, c, ldc, cols, alpha, beta);
 }
 
 using TileFn = void (*)(size_t, const float*, size_t, const float*, size_t, float*, float*, size_t,
-                        size_t, float, float);
+                        size_t, float, float, NextBlockPrefetch*);
 
 template <class Arch, size_t NV, bool CopyB, size_t... R>
 constexpr auto tile_row(std::index_sequence<R...>) {
@@ -429,6 +471,19 @@ void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, c
         const size_t mc = m - ic < MC ? m - ic : MC;
         const RowPanels panels(mc, MR);
         pack_a<Arch>(ta, a, lda, ic, mc, pc, kc, a_pack);
+        // The operands of the next (pc, ic) block: its A rows, and B's rows when it starts the
+        // next depth block.
+        NextBlockPrefetch next;
+        const bool last_ic = ic + MC >= m;
+        const size_t npc = last_ic ? pc + kc_max : pc, nic = last_ic ? 0 : ic + MC;
+        if (npc < k) {
+          const size_t nkc = k - npc < kc_max ? k - npc : kc_max;
+          const size_t nmc = m - nic < MC ? m - nic : MC;
+          if (ta) next.add(a + npc * lda + nic, nkc, nmc, lda);
+          else next.add(a + nic * lda + npc, nmc, nkc, lda);
+          if (last_ic && tb) next.add(b + jc * ldb + npc, nc, nkc, ldb);
+          else if (last_ic) next.add(b + npc * ldb + jc, nkc, nc, ldb);
+        }
         for (size_t jr = 0; jr < nc; jr += NR) {
           const size_t cols = nc - jr < NR ? nc - jr : NR;
           float* b_panel = b_pack + jr * kc;
@@ -438,18 +493,18 @@ void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, c
             const size_t h = panels.rows(0);
             if (panels.count == 1) {  // nobody else needs it packed
               in_place_tile_kernel<Arch>(h)(kc, a_pack, h, b_src, ldb, nullptr, c + jc + jr, ldc,
-                                            NR, alpha, beta_block);
+                                            NR, alpha, beta_block, &next);
               continue;
             }
             copying_tile_kernel<Arch>(h)(kc, a_pack, h, b_src, ldb, b_panel, c + jc + jr, ldc,
-                                         NR, alpha, beta_block);
+                                         NR, alpha, beta_block, &next);
             q = 1;
           }
           for (; q < panels.count; ++q) {
             const size_t s0 = panels.start(q), h = panels.rows(q);
             float* ct = c + (ic + s0) * ldc + jc + jr;
             tile_kernel<Arch>(h, cols)(kc, a_pack + s0 * kc, h, b_panel, NR, nullptr, ct, ldc,
-                                       cols, alpha, beta_block);
+                                       cols, alpha, beta_block, &next);
           }
         }
       }
@@ -629,7 +684,8 @@ void gemv_cols(size_t n, size_t k, float alpha, const float* a, size_t a_step, c
   constexpr size_t NV = 8, span = NV * xsimd::batch<float, Arch>::size;
   size_t j = 0;
   for (; j + span <= n; j += span)
-    micro_tile<Arch, 1, NV>(k, a, a_step, b + j, ldb, nullptr, c + j, 0, span, alpha, beta);
+    micro_tile<Arch, 1, NV>(k, a, a_step, b + j, ldb, nullptr, c + j, 0, span, alpha, beta,
+                            nullptr);
   if (j < n) {
     const bool ta = a_step != 1;  // a_step is the row stride of A stored [k, 1]
     gemm_blocked<Arch>(ta, false, 1, n - j, k, alpha, a, ta ? a_step : k, b + j, ldb, beta,

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -399,6 +400,54 @@ TEST_CASE("kernels: gemm blocks larger than the cache blocks") {
         CHECK(check_gemm(*t, {ta, tb, 263, 70, 300, 1.0f, 0.0f, 1}, rng));     // rows > MC
         CHECK(check_gemm(*t, {ta, tb, 7, 4200, 20, 0.5f, 1.0f, 0}, rng));      // columns > NC
       }
+}
+
+// The engine cuts a product into output tiles by thread count (engine/ops/gemm_tiles.hpp) and
+// relies on this: an element's bits do not depend on the tile it is computed in, as long as
+// the tile has more than 4 rows (fewer rows times B^T, or one row, take other paths). Checked
+// on sub-blocks at unaligned offsets and sizes, against the whole product, with depth blocks.
+TEST_CASE("kernels: gemm results do not depend on the tile an element falls in") {
+  std::mt19937 rng(31);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (const KernelTable* t : runnable_isas()) {
+    const size_t MR = t->gemm_mr, NR = t->gemm_nr, W = t->lanes;
+    const size_t m = 4 * MR + 7, n = 3 * NR + W + 5, k = 2 * t->gemm_kc + 9;
+    for (bool ta : kTrans)
+      for (bool tb : kTrans)
+        for (float beta : {0.0f, 0.5f}) {
+          CAPTURE(t->name);
+          CAPTURE(ta);
+          CAPTURE(tb);
+          CAPTURE(beta);
+          const size_t lda = ta ? m : k, ldb = tb ? k : n;
+          std::vector<float> a(m * k), b(k * n), c0(m * n);
+          for (float& x : a) x = dist(rng);
+          for (float& x : b) x = dist(rng);
+          for (float& x : c0) x = dist(rng);
+          std::vector<float> whole = c0;
+          t->gemm(ta, tb, m, n, k, 0.75f, a.data(), lda, b.data(), ldb, beta, whole.data(), n);
+          // Row ranges of 5 or more rows at aligned and unaligned starts; any column ranges.
+          const size_t row_cuts[][2] = {{0, 5}, {3, MR + 2}, {MR, 3 * MR}, {2 * MR + 1, m}};
+          const size_t col_cuts[][2] = {{0, 1}, {1, W + 2}, {W - 1, NR + 3}, {NR, n}, {0, n}};
+          for (const auto& rows : row_cuts)
+            for (const auto& cols : col_cuts) {
+              const size_t i0 = rows[0], mi = rows[1] - rows[0];
+              const size_t j0 = cols[0], nj = cols[1] - cols[0];
+              std::vector<float> c = c0;
+              const float* at = ta ? a.data() + i0 : a.data() + i0 * lda;
+              const float* bt = tb ? b.data() + j0 * ldb : b.data() + j0;
+              t->gemm(ta, tb, mi, nj, k, 0.75f, at, lda, bt, ldb, beta, c.data() + i0 * n + j0, n);
+              size_t differ = 0;
+              for (size_t i = i0; i < i0 + mi; ++i)
+                differ += std::memcmp(&c[i * n + j0], &whole[i * n + j0], nj * sizeof(float)) != 0;
+              CAPTURE(i0);
+              CAPTURE(mi);
+              CAPTURE(j0);
+              CAPTURE(nj);
+              CHECK(differ == 0);
+            }
+        }
+  }
 }
 
 TEST_CASE("kernels: gemm with beta = 0 ignores NaN in C, k = 0 scales C") {

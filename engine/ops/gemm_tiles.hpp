@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #include "engine/ops/op_util.hpp"
 #include "engine/parallel.hpp"
@@ -13,39 +14,80 @@
 
 namespace crt::detail {
 
-// Tiles depend on the shape (and the active kernel's register tile) only, never on the thread
-// count, and each tile runs the full k-reduction on one thread, so results do not depend on
-// the thread count. `threads` false (or a product under 2^18 FLOPs) keeps it on the calling
-// thread as one kernel call.
+// A split of [0, extent) into `parts` pieces of whole `align`-sized units, as even in units as
+// possible; the last piece also takes the remainder, so no piece is shorter than `align` (when
+// the extent is not). Piece i is [at(i), at(i + 1)).
+struct Split {
+  std::int64_t extent, parts, align;
+  std::int64_t units() const { return std::max<std::int64_t>(1, extent / align); }
+  std::int64_t at(std::int64_t i) const {
+    return i >= parts ? extent : i * units() / parts * align;
+  }
+  std::int64_t size(std::int64_t i) const { return at(i + 1) - at(i); }
+};
+
+// The output tiling of an m x n product: rows.parts x cols.parts tiles, row-major.
+struct TileGrid {
+  Split rows, cols;
+  std::int64_t count() const { return rows.parts * cols.parts; }
+};
+
+// The tiles of an m x n x k product for `threads` threads, on whole register tiles (mr x nr).
+// One thread: the whole product in one kernel call (every tile repacks its rows of A and
+// columns of B; on 512 x 256 x 10000, six tiles on one thread ran at 179 GFLOP/s against 212
+// for one call). More: two tiles per thread (a thread that finishes early takes a second), fewer
+// for products under 2^23 FLOPs per tile; of the ways to cut that many, the one with the least
+// estimated cost (multiply-adds, plus the packing of A, about 20 FLOP-equivalents an element in
+// the kernel's transposition, and of B, about 8), summed over the tiles and with the largest
+// tile's (the tail a thread may wait on) added.
+inline TileGrid choose_tiles(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t mr,
+                             std::int64_t nr, std::int64_t threads) {
+  std::int64_t want = 1;
+  while (want < 2 * threads && 2 * m * n * k >= want * (std::int64_t(1) << 23)) want *= 2;
+  const auto cost = [&](std::int64_t rows, std::int64_t cols) {
+    return 2.0 * double(rows) * double(cols) + 20.0 * double(rows) + 8.0 * double(cols);
+  };
+  TileGrid best{{m, 1, mr}, {n, 1, nr}};
+  double best_score = std::numeric_limits<double>::infinity();
+  for (std::int64_t tm = 1; tm <= want; tm *= 2) {
+    const TileGrid grid{{m, tm, mr}, {n, want / tm, nr}};
+    if (grid.rows.units() < grid.rows.parts || grid.cols.units() < grid.cols.parts) continue;
+    double total = 0.0, largest = 0.0;
+    for (std::int64_t i = 0; i < grid.rows.parts; ++i)
+      for (std::int64_t j = 0; j < grid.cols.parts; ++j) {
+        const double c = cost(grid.rows.size(i), grid.cols.size(j));
+        total += c;
+        largest = std::max(largest, c);
+      }
+    if (total + largest < best_score) {
+      best = grid;
+      best_score = total + largest;
+    }
+  }
+  return best;
+}
+
+// C = op(A) op(B) + beta C over the tiles of choose_tiles, each running the whole k-reduction
+// in one kernel call. The tiling depends on the thread count, the bits do not: the kernel
+// computes an element the same way in whatever tile it falls (test "kernels: gemm results do
+// not depend on the tile an element falls in") when the tile has more than 4 rows, and rows
+// are only cut into pieces of whole register tiles (6 rows or more); products of at most 4
+// rows (which take other kernel paths) are cut the same at every thread count. `threads`
+// false (or a product under 2^18 FLOPs) keeps it on the calling thread as one kernel call.
 template <class T>
 void gemm_tiles(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
                 std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc,
                 T beta = T(0), bool threads = true) {
-  // Tiles depend on the shape only, never on the thread count. The kernel packs each tile's
-  // operands, so big tiles (192 x 512) cost least; a product worth several 4-MFLOP tiles is cut
-  // (N first, down to 48 x 128) into at least 4 tiles for the threads, then the tiles are evened.
-  const auto parts = [](std::int64_t extent, std::int64_t tile) { return (extent + tile - 1) / tile; };
-  const auto even = [&](std::int64_t extent, std::int64_t tile, std::int64_t align) {
-    const std::int64_t size = parts(extent, parts(extent, tile));
-    return (size + align - 1) / align * align;
-  };
-  std::int64_t tile_m = 192, tile_n = 512;
-  const std::int64_t want = std::min<std::int64_t>(4, 2 * m * n * k / (1 << 22));
-  while (parts(m, tile_m) * parts(n, tile_n) < want && (tile_n > 128 || tile_m > 48))
-    (tile_n > 128 ? tile_n : tile_m) /= 2;
-  // Whole register tiles of the active kernel (fixed per process, so still thread-independent).
   const auto& kt = kernels::active_kernels();
-  tile_m = even(m, tile_m, std::int64_t(kt.gemm_mr));
-  tile_n = even(n, tile_n, std::int64_t(kt.gemm_nr));
-  const std::int64_t tiles_m = parts(m, tile_m), tiles_n = parts(n, tile_n);
-  const bool small = !threads || 2 * m * n * k < (1 << 18);
-  const std::int64_t tiles = small ? 1 : tiles_m * tiles_n;
-  parallel_for(0, tiles, 1, [&](std::int64_t lo, std::int64_t hi) {
+  const bool one_call = !threads || 2 * m * n * k < (1 << 18);
+  const std::int64_t split_for = one_call ? 1 : m <= 4 ? 2 : num_threads();
+  const TileGrid grid = choose_tiles(m, n, k, std::int64_t(kt.gemm_mr),
+                                     std::int64_t(kt.gemm_nr), split_for);
+  const std::int64_t tiles_n = grid.cols.parts;
+  parallel_for(0, grid.count(), 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t t = lo; t < hi; ++t) {
-      const std::int64_t i0 = small ? 0 : (t / tiles_n) * tile_m;
-      const std::int64_t j0 = small ? 0 : (t % tiles_n) * tile_n;
-      const std::int64_t mi = small ? m : std::min(tile_m, m - i0);
-      const std::int64_t nj = small ? n : std::min(tile_n, n - j0);
+      const std::int64_t i0 = grid.rows.at(t / tiles_n), mi = grid.rows.size(t / tiles_n);
+      const std::int64_t j0 = grid.cols.at(t % tiles_n), nj = grid.cols.size(t % tiles_n);
       const T* at = ta ? a + i0 : a + i0 * lda;
       const T* bt = tb ? b + j0 * ldb : b + j0;
       kernels::gemm(ta, tb, usize(mi), usize(nj), usize(k), T(1), at, usize(lda), bt, usize(ldb),
