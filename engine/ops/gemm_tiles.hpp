@@ -14,16 +14,21 @@
 
 namespace crt::detail {
 
-// A split of [0, extent) into `parts` pieces of whole `align`-sized units, as even in units as
-// possible; the last piece also takes the remainder, so no piece is shorter than `align` (when
-// the extent is not). Piece i is [at(i), at(i + 1)).
+// A split of [0, extent) into `parts` pieces that start on multiples of `align`, each as near
+// to extent / parts as that allows. Piece i is [at(i), at(i + 1)).
 struct Split {
   std::int64_t extent, parts, align;
-  std::int64_t units() const { return std::max<std::int64_t>(1, extent / align); }
   std::int64_t at(std::int64_t i) const {
-    return i >= parts ? extent : i * units() / parts * align;
+    if (i >= parts) return extent;
+    return std::min(extent, (2 * i * extent + parts * align) / (2 * parts * align) * align);
   }
   std::int64_t size(std::int64_t i) const { return at(i + 1) - at(i); }
+  // Every piece holds at least `align` (or, when the extent is shorter, all of it).
+  bool whole_units() const {
+    for (std::int64_t i = 0; i < parts; ++i)
+      if (size(i) < std::min(align, extent)) return false;
+    return true;
+  }
 };
 
 // The output tiling of an m x n product: rows.parts x cols.parts tiles, row-major.
@@ -35,33 +40,42 @@ struct TileGrid {
 // The tiles of an m x n x k product for `threads` threads, on whole register tiles (mr x nr).
 // One thread: the whole product in one kernel call (every tile repacks its rows of A and
 // columns of B; on 512 x 256 x 10000, six tiles on one thread ran at 179 GFLOP/s against 212
-// for one call). More: two tiles per thread (a thread that finishes early takes a second), fewer
-// for products under 2^23 FLOPs per tile; of the ways to cut that many, the one with the least
-// estimated cost (multiply-adds, plus the packing of A, about 20 FLOP-equivalents an element in
-// the kernel's transposition, and of B, about 8), summed over the tiles and with the largest
-// tile's (the tail a thread may wait on) added.
+// for one call). More: one or two tiles per thread, fewer for products under 2^23 FLOPs a
+// tile. Of the ways to cut them (tm x tn), the one whose busiest thread has the least estimated
+// work: parallel_for hands each thread a contiguous run of count / threads tiles (row-major),
+// and a tile costs its multiply-adds plus the packing of its A rows (about 20 FLOP-equivalents
+// an element in the kernel's transposition) and B columns (about 8); ties go to the least total.
 inline TileGrid choose_tiles(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t mr,
                              std::int64_t nr, std::int64_t threads) {
-  std::int64_t want = 1;
-  while (want < 2 * threads && 2 * m * n * k >= want * (std::int64_t(1) << 23)) want *= 2;
+  TileGrid best{{m, 1, mr}, {n, 1, nr}};
+  if (threads <= 1) return best;
+  std::int64_t most = 1;
+  while (most < 2 * threads && 2 * m * n * k >= most * (std::int64_t(1) << 23)) most *= 2;
   const auto cost = [&](std::int64_t rows, std::int64_t cols) {
     return 2.0 * double(rows) * double(cols) + 20.0 * double(rows) + 8.0 * double(cols);
   };
-  TileGrid best{{m, 1, mr}, {n, 1, nr}};
   double best_score = std::numeric_limits<double>::infinity();
-  for (std::int64_t tm = 1; tm <= want; tm *= 2) {
-    const TileGrid grid{{m, tm, mr}, {n, want / tm, nr}};
-    if (grid.rows.units() < grid.rows.parts || grid.cols.units() < grid.cols.parts) continue;
-    double total = 0.0, largest = 0.0;
-    for (std::int64_t i = 0; i < grid.rows.parts; ++i)
-      for (std::int64_t j = 0; j < grid.cols.parts; ++j) {
-        const double c = cost(grid.rows.size(i), grid.cols.size(j));
+  for (std::int64_t want = std::min(most, threads); want <= most; want *= 2) {
+    for (std::int64_t tm = 1; tm <= want; tm *= 2) {
+      const TileGrid grid{{m, tm, mr}, {n, want / tm, nr}};
+      if (!grid.rows.whole_units() || !grid.cols.whole_units()) continue;
+      const std::int64_t run = std::max<std::int64_t>(1, grid.count() / threads);
+      double total = 0.0, busiest = 0.0, this_run = 0.0;
+      for (std::int64_t t = 0; t < grid.count(); ++t) {
+        const double c =
+            cost(grid.rows.size(t / grid.cols.parts), grid.cols.size(t % grid.cols.parts));
         total += c;
-        largest = std::max(largest, c);
+        this_run += c;
+        if ((t + 1) % run == 0 || t + 1 == grid.count()) {
+          busiest = std::max(busiest, this_run);
+          this_run = 0.0;
+        }
       }
-    if (total + largest < best_score) {
-      best = grid;
-      best_score = total + largest;
+      const double score = busiest + 1e-3 * total;
+      if (score < best_score) {
+        best = grid;
+        best_score = score;
+      }
     }
   }
   return best;
