@@ -5,14 +5,6 @@
 
 namespace crt {
 
-std::uint64_t Generator::hash(std::uint64_t key, std::uint64_t index) {
-  // splitmix64 finaliser over a mix of key and index
-  std::uint64_t z = key * 0x9E3779B97F4A7C15ull + index * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 double Generator::normal() {
   const double u1 = 1.0 - uniform();  // (0, 1]
   const double u2 = uniform();
