@@ -47,6 +47,7 @@ KernelTable reference_table() {
   t.unary = &ref::unary<float>;
   t.unary_backward = &ref::unary_backward<float>;
   t.axpy = &ref::axpy<float>;
+  t.dropout_apply = &ref::dropout_apply<float>;
   t.sum_squares = &ref::sum_squares<float>;
   t.sum_rows = &ref::sum_rows<float>;
   t.sum_cols = &ref::sum_cols<float>;
@@ -125,6 +126,13 @@ void register_elementwise() {
     add("binary_add", size, Rate::bytes, 3 * kF * n, [n](const KernelTable& t) -> Body {
       auto a = buffer(n, -1, 1, 1), b = buffer(n, -1, 1, 2), y = buffer(n, 0, 0, 3);
       return [&t, a, b, y, n] { t.binary(BinaryOp::add, a->data(), b->data(), y->data(), n); };
+    });
+    add("dropout_apply", size, Rate::bytes, 2 * kF * n, [n](const KernelTable& t) -> Body {
+      auto x = buffer(n, -1, 1, 1), y = buffer(n, 0, 0, 3);
+      const auto threshold = std::uint64_t(std::ceil(std::ldexp(0.1, 53)));
+      return [&t, x, y, n, threshold] {
+        t.dropout_apply(x->data(), y->data(), n, 12345, 0, threshold, float(1.0 / 0.9));
+      };
     });
     add("binary_scalar_mul", size, Rate::bytes, 2 * kF * n, [n](const KernelTable& t) -> Body {
       auto a = buffer(n, -1, 1, 1), y = buffer(n, 0, 0, 3);

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "engine/tensor.hpp"
+#include "kernels/kernels.hpp"
 
 namespace crt {
 
@@ -23,13 +24,9 @@ class Generator {
   double uniform() { return to_unit(next_u64()); }  // [0, 1)
   double normal();                                   // standard normal (Box-Muller)
 
-  // splitmix64's finaliser over a mix of key and index (inline: dropout calls it per element).
+  // kernels::counter_hash (splitmix64's finaliser over a mix of key and index).
   static std::uint64_t hash(std::uint64_t key, std::uint64_t index) {
-    std::uint64_t z =
-        key * 0x9E3779B97F4A7C15ull + index * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return kernels::counter_hash(key, index);
   }
   static double to_unit(std::uint64_t bits) { return double(bits >> 11) * 0x1.0p-53; }
 

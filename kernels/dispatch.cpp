@@ -62,6 +62,7 @@ void fill_simd_kernels(KernelTable& t) {
   t.unary = &simd::unary<Arch>;
   t.unary_backward = &simd::unary_backward<Arch>;
   t.axpy = &simd::axpy<Arch>;
+  t.dropout_apply = &simd::dropout_apply<Arch>;
   t.sum_squares = &simd::sum_squares<Arch>;
   t.sum_rows = &simd::sum_rows<Arch>;
   t.sum_cols = &simd::sum_cols<Arch>;

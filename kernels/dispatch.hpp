@@ -34,6 +34,8 @@ struct KernelTable {
   void (*unary_backward)(UnaryOp op, const float* x, const float* y, const float* dy, float* dx,
                          std::size_t n);
   void (*axpy)(float alpha, const float* x, float* y, std::size_t n);
+  void (*dropout_apply)(const float* x, float* y, std::size_t n, std::uint64_t key,
+                        std::uint64_t index0, std::uint64_t threshold, float scale);
   double (*sum_squares)(const float* x, std::size_t n);
   void (*sum_rows)(const float* x, float* y, std::size_t rows, std::size_t cols);
   void (*sum_cols)(const float* x, float* y, std::size_t rows, std::size_t cols, bool accumulate);

@@ -53,6 +53,14 @@ void unary_backward(UnaryOp op, const double* x, const double* y, const double* 
                     std::size_t n) {
   ref::unary_backward(op, x, y, dy, dx, n);
 }
+void dropout_apply(const float* x, float* y, std::size_t n, std::uint64_t key,
+                   std::uint64_t index0, std::uint64_t threshold, float scale) {
+  active_kernels().dropout_apply(x, y, n, key, index0, threshold, scale);
+}
+void dropout_apply(const double* x, double* y, std::size_t n, std::uint64_t key,
+                   std::uint64_t index0, std::uint64_t threshold, double scale) {
+  ref::dropout_apply(x, y, n, key, index0, threshold, scale);
+}
 void axpy(float alpha, const float* x, float* y, std::size_t n) {
   active_kernels().axpy(alpha, x, y, n);
 }

@@ -49,6 +49,22 @@ void axpy(double alpha, const double* x, double* y, std::size_t n);
 double sum_squares(const float* x, std::size_t n);
 double sum_squares(const double* x, std::size_t n);
 
+// The counter-based hash behind the engine's random numbers (Generator) and dropout:
+// splitmix64's finaliser over a mix of key and index, a pure function of the two.
+constexpr std::uint64_t counter_hash(std::uint64_t key, std::uint64_t index) {
+  std::uint64_t z =
+      key * 0x9E3779B97F4A7C15ull + index * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+// Inverted dropout of element i = index0 + j:
+// y[j] = x[j] * ((counter_hash(key, i) >> 11) >= threshold ? scale : 0).
+void dropout_apply(const float* x, float* y, std::size_t n, std::uint64_t key,
+                   std::uint64_t index0, std::uint64_t threshold, float scale);
+void dropout_apply(const double* x, double* y, std::size_t n, std::uint64_t key,
+                   std::uint64_t index0, std::uint64_t threshold, double scale);
+
 // ---- reductions -------------------------------------------------------------------------
 // y[r] = sum_c x[r, c]            x: [rows, cols]
 void sum_rows(const float* x, float* y, std::size_t rows, std::size_t cols);

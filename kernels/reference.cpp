@@ -135,6 +135,13 @@ void axpy(T alpha, const T* x, T* y, std::size_t n) {
 }
 
 template <class T>
+void dropout_apply(const T* x, T* y, std::size_t n, std::uint64_t key, std::uint64_t index0,
+                   std::uint64_t threshold, T scale) {
+  for (std::size_t j = 0; j < n; ++j)
+    y[j] = x[j] * ((counter_hash(key, index0 + j) >> 11) >= threshold ? scale : T(0));
+}
+
+template <class T>
 double sum_squares(const T* x, std::size_t n) {
   double s = 0;
   for (std::size_t i = 0; i < n; ++i) s += double(x[i]) * double(x[i]);
@@ -444,6 +451,8 @@ void adam_update(T* param, const T* grad, T* m, T* v, std::size_t n, const AdamS
   template void unary_backward<T>(UnaryOp, const T*, const T*, const T*, T*, std::size_t);      \
   template void axpy<T>(T, const T*, T*, std::size_t);                                          \
   template double sum_squares<T>(const T*, std::size_t);                                        \
+  template void dropout_apply<T>(const T*, T*, std::size_t, std::uint64_t, std::uint64_t,       \
+                                 std::uint64_t, T);                                             \
   template void sum_rows<T>(const T*, T*, std::size_t, std::size_t);                            \
   template void sum_cols<T>(const T*, T*, std::size_t, std::size_t, bool);                      \
   template void softmax_rows<T>(const T*, T*, std::size_t, std::size_t);                        \

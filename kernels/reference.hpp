@@ -29,6 +29,9 @@ void axpy(T alpha, const T* x, T* y, std::size_t n);
 template <class T>
 double sum_squares(const T* x, std::size_t n);
 template <class T>
+void dropout_apply(const T* x, T* y, std::size_t n, std::uint64_t key, std::uint64_t index0,
+                   std::uint64_t threshold, T scale);
+template <class T>
 void sum_rows(const T* x, T* y, std::size_t rows, std::size_t cols);
 template <class T>
 void sum_cols(const T* x, T* y, std::size_t rows, std::size_t cols, bool accumulate);

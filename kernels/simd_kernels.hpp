@@ -28,6 +28,9 @@ void unary_backward(UnaryOp op, const float* x, const float* y, const float* dy,
 template <class Arch>
 void axpy(float alpha, const float* x, float* y, size_t n);
 template <class Arch>
+void dropout_apply(const float* x, float* y, size_t n, std::uint64_t key, std::uint64_t index0,
+                   std::uint64_t threshold, float scale);
+template <class Arch>
 double sum_squares(const float* x, size_t n);
 template <class Arch>
 void sum_rows(const float* x, float* y, size_t rows, size_t cols);

@@ -729,6 +729,46 @@ TEST_CASE("simd kernels: unary ops and their derivatives, all ISAs") {
       }
 }
 
+// dropout_apply: integer hashing and one IEEE product per element, so bit for bit with
+// ref::dropout_apply<float>; also against the rule itself (kept iff to_unit(hash) >= p), at
+// indices that carry across 2^32 and 2^64, with zeros, infinities and NaN in x.
+TEST_CASE("simd kernels: dropout_apply, all ISAs, bit for bit") {
+  std::mt19937 rng(109);
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const KernelTable* t : runnable_isas())
+    for (size_t n : sizes_for(t->lanes, {255, 256, 257, 1000, 4099}))
+      for (std::uint64_t index0 : {std::uint64_t(0), std::uint64_t(7), (std::uint64_t(1) << 32) - 3,
+                                   ~std::uint64_t(0) - 5})
+        for (double p : {0.0, 0.1, 0.5, 0.97}) {
+          std::vector<float> x = uniform(rng, n, -4.0f, 4.0f);
+          if (n > 3) {
+            x[0] = 0.0f;
+            x[1] = -inf;
+            x[2] = std::numeric_limits<float>::quiet_NaN();
+          }
+          const auto threshold = std::uint64_t(std::ceil(std::ldexp(p, 53)));
+          const float scale = float(1.0 / (1.0 - p));
+          const std::uint64_t key = rng();
+          std::vector<float> got(n), want(n);
+          t->dropout_apply(x.data(), got.data(), n, key, index0, threshold, scale);
+          ref::dropout_apply<float>(x.data(), want.data(), n, key, index0, threshold, scale);
+          size_t differ = 0, wrong_rule = 0;
+          for (size_t i = 0; i < n; ++i) {
+            differ += std::memcmp(&got[i], &want[i], sizeof(float)) != 0;
+            const std::uint64_t h = crt::kernels::counter_hash(key, index0 + i);
+            const bool keep = double(h >> 11) * 0x1.0p-53 >= p;
+            const float rule = x[i] * (keep ? scale : 0.0f);
+            wrong_rule += std::memcmp(&got[i], &rule, sizeof(float)) != 0;
+          }
+          CAPTURE(t->name);
+          CAPTURE(n);
+          CAPTURE(index0);
+          CAPTURE(p);
+          CHECK(differ == 0);
+          CHECK(wrong_rule == 0);
+        }
+}
+
 // axpy: y + alpha x with or without FMA: 2 eps (|y| + |alpha x|). sum_squares accumulates the
 // exact float squares in double: 1e-12 relative. sum_rows: depth eps sum|x|.
 TEST_CASE("simd kernels: axpy, sum_squares, sum_rows, all ISAs") {

@@ -1,7 +1,6 @@
 // Inverted dropout. One key is drawn from the generator per call; element i (row-major index)
 // is kept iff to_unit(hash(key, i)) >= p and then scaled by 1/(1-p). Backward saves only the
 // key and p and rebuilds the same mask chunk by chunk.
-#include <algorithm>
 #include <cmath>
 
 #include "engine/ops.hpp"
@@ -21,20 +20,14 @@ constexpr std::int64_t kGrain = 1 << 14;
 
 // dst[i] = src[i] * mask(i) for contiguous src, dst of n elements; mask(i) is 0 or 1/(1-p).
 // to_unit(h) >= p compares (h >> 11) * 2^-53 with p, both exact in double, so it is the integer
-// test (h >> 11) >= ceil(p * 2^53). The mask is built a block at a time on the stack.
+// test (h >> 11) >= ceil(p * 2^53) that kernels::dropout_apply makes.
 template <class T>
 void apply_mask(const T* src, T* dst, std::int64_t n, std::uint64_t key, double p) {
   const T scale = T(1.0 / (1.0 - p));
   const auto threshold = std::uint64_t(std::ceil(std::ldexp(p, 53)));
-  constexpr std::int64_t kBlock = 1024;
   parallel_for(0, n, kGrain, [&](std::int64_t lo, std::int64_t hi) {
-    T mask[kBlock];
-    for (std::int64_t b0 = lo; b0 < hi; b0 += kBlock) {
-      const std::int64_t len = std::min(kBlock, hi - b0);
-      for (std::int64_t i = 0; i < len; ++i)
-        mask[i] = (Generator::hash(key, std::uint64_t(b0 + i)) >> 11) >= threshold ? scale : T(0);
-      kernels::binary(kernels::BinaryOp::mul, src + b0, mask, dst + b0, usize(len));
-    }
+    kernels::dropout_apply(src + lo, dst + lo, usize(hi - lo), key, std::uint64_t(lo), threshold,
+                           scale);
   });
 }
 
