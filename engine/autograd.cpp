@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "engine/ops.hpp"
+#include "engine/parallel.hpp"
 #include "kernels/kernels.hpp"
 
 namespace crt {
@@ -57,7 +58,32 @@ void record_node(Tensor& out, const char* name, const std::vector<Tensor>& input
   out.impl().requires_grad = true;
 }
 
+Node* recorded_node(const Tensor& out) {
+  return out.defined() ? out.impl().grad_fn.get() : nullptr;
+}
+
 namespace {
+
+// True when `t` is the only handle on its storage (no other tensor or view can see it), so the
+// backward pass may add into it in place.
+bool exclusively_owned(const Tensor& t) {
+  return t.impl_ptr().use_count() == 1 && t.impl().storage.use_count() == 1 &&
+         t.is_contiguous();
+}
+
+// acc += g elementwise (same shape and dtype; acc contiguous), in fixed chunks over threads:
+// the same sums as add(acc, g), without a new buffer.
+void add_in_place(const Tensor& acc, const Tensor& g_in) {
+  const Tensor g = g_in.contiguous();
+  constexpr std::int64_t kGrain = 1 << 15;
+  parallel_for(0, acc.numel(), kGrain, [&](std::int64_t lo, std::int64_t hi) {
+    const auto n = std::size_t(hi - lo);
+    if (acc.dtype() == DType::f32)
+      kernels::axpy(1.0f, g.data<float>() + lo, acc.data<float>() + lo, n);
+    else
+      kernels::axpy(1.0, g.data<double>() + lo, acc.data<double>() + lo, n);
+  });
+}
 
 // Adds g into a leaf's gradient buffer, which the leaf owns (never aliases g).
 void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
@@ -122,6 +148,20 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
             "backward through a graph whose saved tensors were already freed (op '",
             node->name, "'); call backward(seed, /*retain_graph=*/true) the first time to "
             "run it twice");
+    // A slice of a tensor whose gradient has begun: add the slice's part in place.
+    if (node->add_into && node->edges.size() == 1 && node->edges[0].producer) {
+      const auto slot = grads.find(node->edges[0].producer.get());
+      if (slot != grads.end() && exclusively_owned(slot->second) &&
+          slot->second.dtype() == g.dtype()) {
+        node->add_into(g, slot->second);
+        if (!retain_graph) {
+          node->backward = nullptr;
+          node->add_into = nullptr;
+          node->released = true;
+        }
+        continue;
+      }
+    }
     std::vector<Tensor> input_grads = node->backward(g, node->needs);
     require(input_grads.size() == node->edges.size(), "backward", "op '", node->name,
             "' returned ", input_grads.size(), " gradients for ", node->edges.size(),
@@ -134,13 +174,19 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
               gi.describe(), " for input ", i, " of shape ", e.shape);
       if (e.producer) {
         auto [slot, inserted] = grads.try_emplace(e.producer.get(), gi);
-        if (!inserted) slot->second = add(slot->second, gi);
+        if (!inserted) {
+          if (exclusively_owned(slot->second) && slot->second.dtype() == gi.dtype())
+            add_in_place(slot->second, gi);
+          else
+            slot->second = add(slot->second, gi);
+        }
       } else {
         accumulate_leaf(*e.leaf, gi);
       }
     }
     if (!retain_graph) {
       node->backward = nullptr;  // frees saved tensors
+      node->add_into = nullptr;
       node->released = true;
     }
   }

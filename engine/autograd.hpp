@@ -41,6 +41,11 @@ struct Node {
   NeedsGrad needs;
   BackwardFn backward;
   bool released = false;  // saved tensors freed by a backward without retain_graph
+  // Optional, for ops whose input gradient is zero outside a part of the input (slice): adds
+  // that part, from the output gradient, into `acc`, the input's gradient accumulated so far
+  // (contiguous, of the input's shape, owned by the backward pass alone), in place. The backward
+  // pass then skips building a full-size gradient of zeros and adding all of it.
+  std::function<void(const Tensor& grad_out, const Tensor& acc)> add_into;
 };
 
 // Grad mode (thread-local). NoGradGuard turns recording off for a scope.
@@ -62,6 +67,8 @@ bool should_record(const std::vector<Tensor>& inputs);
 
 // Attaches a node to `out` (which must be freshly created by the op). Inputs may include
 // undefined tensors (optional arguments); they get no edge.
+// The node of `out`, if record_node made one (for attaching Node::add_into).
+Node* recorded_node(const Tensor& out);
 void record_node(Tensor& out, const char* name, const std::vector<Tensor>& inputs,
                  BackwardFn backward);
 

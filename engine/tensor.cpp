@@ -10,6 +10,7 @@
 #include <numeric>
 #include <unordered_map>
 #include <sstream>
+#include <string_view>
 
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
@@ -473,6 +474,13 @@ Tensor Tensor::slice(int axis, std::int64_t start, std::int64_t stop, std::int64
     full.slice(axis, start, stop, step).copy_(g);
     return full;
   });
+  if (Node* node = recorded_node(out); node != nullptr && out.grad_fn().get() == node &&
+                                       std::string_view(node->name) == "slice")
+    node->add_into = [=](const Tensor& g, const Tensor& acc) {
+      NoGradGuard ng;
+      Tensor region = acc.slice(axis, start, stop, step);
+      region.copy_(add(region, g));
+    };
   return out;
 }
 

@@ -127,3 +127,30 @@ TEST_CASE("gradcheck: modrelu") {
       CHECK(y.at({r, c}) == doctest::Approx(m > 0 ? (v > 0 ? m : -m) : 0.0));
     }
 }
+
+// The backward pass adds a slice's gradient into its input's gradient in place once that has
+// begun, and accumulates repeated uses in place when it owns the buffer alone: checked where
+// slices of one intermediate cover it several times over (the recurrences' pattern: a step
+// reads one time slice of a precomputed projection), where one slice view is used twice, and
+// where a gradient reaches two inputs as the same tensor (add(y, y)), and where several ops
+// add to one gradient in turn.
+TEST_CASE("gradcheck: many slices of one intermediate, repeated uses, shared gradients") {
+  Generator gen(61);
+  Tensor x = rand_input({3, 5, 4}, gen);
+  const Tensor w = rand_input({3, 4}, gen);
+  CHECK(gradcheck(
+            [&](const auto& v) {
+              const Tensor y = mul(v[0], v[0]);  // an intermediate: its gradient is a slot
+              Tensor out = sum(y.narrow(1, 0, 2));
+              for (std::int64_t t = 0; t < 5; ++t)
+                out = add(out, sum(mul(y.narrow(1, t, 1).squeeze(1), w)));
+              const Tensor part = y.narrow(2, 1, 2);
+              out = add(out, sum(mul(part, part)));  // one view used twice
+              const Tensor both = add(y, y);           // the same gradient to both inputs
+              out = add(out, sum(mul(both.narrow(0, 1, 2), both.narrow(0, 0, 2))));
+              // y's gradient from two more ops, each adding into the buffer the pass owns
+              out = add(out, sum(mul(y, v[0])));
+              return add(out, sum(exp(y)));
+            },
+            {x}) <= 1.0);
+}
