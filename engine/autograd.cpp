@@ -39,7 +39,7 @@ bool should_record(const std::vector<Tensor>& inputs) {
 void record_node(Tensor& out, const char* name, const std::vector<Tensor>& inputs,
                  BackwardFn backward) {
   auto node = std::make_shared<Node>(Node{name, g_sequence.fetch_add(1), {}, NeedsGrad({}),
-                                          std::move(backward), false});
+                                          std::move(backward), false, {}});
   std::vector<bool> needs;
   node->edges.reserve(inputs.size());
   for (const Tensor& in : inputs) {
