@@ -83,6 +83,7 @@ void add_in_place(const Tensor& acc, const Tensor& g_in) {
     else
       kernels::axpy(1.0, g.data<double>() + lo, acc.data<double>() + lo, n);
   });
+  acc.bump_version();  // an in-place writer, like copy_
 }
 
 // Adds g into a leaf's gradient buffer, which the leaf owns (never aliases g).
