@@ -10,7 +10,6 @@
 #include <numeric>
 #include <unordered_map>
 #include <sstream>
-#include <string_view>
 
 #include "engine/autograd.hpp"
 #include "engine/ops.hpp"
@@ -474,8 +473,9 @@ Tensor Tensor::slice(int axis, std::int64_t start, std::int64_t stop, std::int64
     full.slice(axis, start, stop, step).copy_(g);
     return full;
   });
-  if (Node* node = recorded_node(out); node != nullptr && out.grad_fn().get() == node &&
-                                       std::string_view(node->name) == "slice")
+  // out is a fresh view: a node on it is the slice node just recorded. Once the input's
+  // gradient has begun, the backward pass adds this slice's part into it in place instead.
+  if (Node* node = recorded_node(out))
     node->add_into = [=](const Tensor& g, const Tensor& acc) {
       NoGradGuard ng;
       Tensor region = acc.slice(axis, start, stop, step);
