@@ -94,12 +94,7 @@ void accumulate_leaf(TensorImpl& leaf, const Tensor& g) {
     leaf.grad = owned.impl_ptr();
     return;
   }
-  Tensor acc(leaf.grad);
-  Tensor gc = g.contiguous();
-  if (g.dtype() == DType::f32)
-    kernels::axpy(1.0f, gc.data<float>(), acc.data<float>(), std::size_t(g.numel()));
-  else
-    kernels::axpy(1.0, gc.data<double>(), acc.data<double>(), std::size_t(g.numel()));
+  add_in_place(Tensor(leaf.grad), g);
 }
 
 }  // namespace

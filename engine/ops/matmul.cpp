@@ -10,7 +10,6 @@
 #include "engine/ops/op_util.hpp"
 #include "engine/parallel.hpp"
 #include "engine/strided.hpp"
-#include "kernels/dispatch.hpp"
 #include "kernels/kernels.hpp"
 
 namespace crt {
@@ -80,7 +79,6 @@ void gemv_with_panels(const Tensor& row, const Tensor& w, double beta, const Ten
                          panel, T(beta), y.data<T>());
   });
 }
-
 
 Tensor matmul_forward(const Tensor& a, const Tensor& b, bool ta, bool tb) {
   const char* op = "matmul";
