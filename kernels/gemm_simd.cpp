@@ -264,44 +264,119 @@ void pack_b(bool trans_b, const float* b, size_t ldb, size_t p0, size_t kc, size
   }
 }
 
-// The cache lines of the operands of the next (depth, row) block, fetched into L2 one line at a
-// time by the microkernels of the current block (one every second k step), so that they stream
-// in during its arithmetic. Deep products (K in the thousands, or operands beyond the caches)
-// read every block of A and B from memory once; left to the hardware prefetchers, which do not
-// follow the column walks of packing, each block's fetch waited between two blocks of
-// arithmetic (the avx512 kernel alone on Zen 5, 128 x 256 x 10000: 199-205 -> 209-216
-// GFLOP/s; 2048 x 256 x 10000: 221-223 -> 231-237). Up to two regions (A's rows, then B's), each `rows` rows of `row_floats` floats,
-// `stride` floats apart.
-class NextBlockPrefetch {
+// ---- packing behind the arithmetic --------------------------------------------------------
+//
+// Deep products (K in the thousands, or operands beyond the caches) read every block of A and B
+// from memory once. Left to the hardware prefetchers, which do not follow the column walks of
+// packing, each block's operands kept the core waiting between two blocks of arithmetic; and
+// B, packed by the first row panel's microkernels as they read it in place, ran that panel at
+// about half speed (M = 128, K = 10000: 11% of the time for 6% of the work). So the
+// microkernels of each block do, every kTickSteps k steps (a tick), a little of the next
+// block's work: they fetch its A and B into L2 a few lines at a time and, where B's rows are
+// contiguous and there are ticks enough, pack the next depth block's B into a second buffer a
+// fixed distance behind the fetch, so that every row panel of that block reads packed B. The
+// fetch alone took the avx512 kernel on Zen 5 from 199-205 to 209-216 GFLOP/s on 128 x 256 x
+// 10000 (2048 x 256 x 10000: 221-223 -> 231-237); packing B behind, in runs alternating with
+// the fetch-only build: 128 x 256 x 10000 +2 to +7% (215-226 GFLOP/s), 512 x 256 x 10000 +1 to
+// +3%, other shapes within the noise (a few percent).
+
+constexpr size_t kTickSteps = 16;  // k steps per tick
+
+// The cache lines of one region of an operand (`rows` rows of `row_floats` floats, `stride`
+// floats apart), issued as L2 prefetches row by row, a few lines per tick.
+class LineStream {
  public:
-  void add(const float* base, size_t rows, size_t row_floats, size_t stride) {
-    regions_[count_++] = {base, rows, ceil_div(row_floats, kLineFloats), stride};
-  }
-  // Issues the next line, if any is left.
-  void next_line() {
-    while (region_ < count_) {
-      const Region& r = regions_[region_];
-      if (row_ < r.rows) {
-        __builtin_prefetch(r.base + row_ * r.stride + line_ * kLineFloats, 0, 2);
-        if (++line_ == r.lines_per_row) {
-          line_ = 0;
-          ++row_;
-        }
-        return;
+  LineStream() = default;
+  LineStream(const float* base, size_t rows, size_t row_floats, size_t stride)
+      : base_(base), rows_(rows), lines_per_row_(ceil_div(row_floats, kLineFloats)),
+        stride_(stride) {}
+  // Issues the next `count` lines (counted on past the end, see rows_ready).
+  [[gnu::always_inline]] void next_lines(size_t count) {
+    for (size_t i = 0; i < count && row_ < rows_; ++i) {
+      __builtin_prefetch(base_ + row_ * stride_ + line_ * kLineFloats, 0, 2);
+      if (++line_ == lines_per_row_) {
+        line_ = 0;
+        ++row_;
       }
-      ++region_;
-      row_ = 0;
+    }
+    ticked_lines_ += count;
+  }
+  // Rows whose last line was issued at least `lag_lines` lines' worth of ticks ago.
+  size_t rows_ready(size_t lag_lines) const {
+    if (ticked_lines_ < lag_lines) return 0;
+    const size_t rows = (ticked_lines_ - lag_lines) / lines_per_row_;
+    return rows < rows_ ? rows : rows_;
+  }
+  size_t lines() const { return rows_ * lines_per_row_; }
+  bool done() const { return row_ == rows_; }
+
+ private:
+  static constexpr size_t kLineFloats = 16;  // a 64-byte line
+  const float* base_ = nullptr;
+  size_t rows_ = 0, lines_per_row_ = 1, stride_ = 0, row_ = 0, line_ = 0, ticked_lines_ = 0;
+};
+
+// Packs the full NR-column micro-panels of a depth block of B (rows contiguous, ldb apart), one
+// panel row (NR floats) per step, in the layout of pack_b: dst[q * NR * kc + p * NR + j] =
+// B[p, q * NR + j].
+template <class Arch>
+class BPanelCopy {
+ public:
+  using V = xsimd::batch<float, Arch>;
+  static constexpr size_t NR = GemmTraits<Arch>::nv * V::size;
+  BPanelCopy() = default;
+  BPanelCopy(const float* b, size_t ldb, size_t kc, size_t panels, float* dst)
+      : b_(b), ldb_(ldb), kc_(kc), panels_(panels), dst_(dst) {}
+  size_t steps() const { return kc_ * panels_; }
+  // Up to `count` steps, of rows below `rows_ready`.
+  [[gnu::always_inline]] void next(size_t count, size_t rows_ready) {
+    for (; count > 0 && p_ < rows_ready && p_ < kc_; --count) {
+      const float* src = b_ + p_ * ldb_ + q_ * NR;
+      float* out = dst_ + q_ * NR * kc_ + p_ * NR;
+      for (size_t v = 0; v < GemmTraits<Arch>::nv; ++v)
+        V::load_unaligned(src + v * V::size).store_aligned(out + v * V::size);
+      if (++q_ == panels_) {
+        q_ = 0;
+        ++p_;
+      }
     }
   }
 
  private:
-  static constexpr size_t kLineFloats = 16;  // a 64-byte line
-  struct Region {
-    const float* base;
-    size_t rows, lines_per_row, stride;
-  };
-  Region regions_[2] = {};
-  size_t count_ = 0, region_ = 0, row_ = 0, line_ = 0;
+  const float* b_ = nullptr;
+  size_t ldb_ = 0, kc_ = 0, panels_ = 0, p_ = 0, q_ = 0;
+  float* dst_ = nullptr;
+};
+
+// The next depth block of B: its lines fetched and, when `packs`, its full micro-panels packed
+// kLag lines behind the fetch.
+template <class Arch>
+struct NextDepthB {
+  LineStream lines;
+  BPanelCopy<Arch> copy;
+  bool packs = false;
+  size_t lines_per_tick = 0, copies_per_tick = 0;
+  static constexpr size_t kLag = 128;  // lines: more than a memory latency's worth of ticks
+
+  [[gnu::always_inline]] void tick() {
+    lines.next_lines(lines_per_tick);
+    if (packs) copy.next(copies_per_tick, lines.rows_ready(kLag));
+  }
+  void finish() {  // what the ticks did not reach
+    if (packs) copy.next(copy.steps(), ~size_t{0});
+  }
+};
+
+template <class Arch>
+struct BlockBackground {
+  LineStream a_lines;                           // the next (depth, row) block's A
+  size_t a_lines_per_tick = 0;
+  NextDepthB<Arch>* b = nullptr;               // the next depth block's B
+  [[gnu::always_inline]] void tick() {
+    a_lines.next_lines(a_lines_per_tick);
+    // B's lines alone (not packed here) follow A's, at the same rate.
+    if (b != nullptr && (b->packs || a_lines.done())) b->tick();
+  }
 };
 
 // ---- microkernel ---------------------------------------------------------------------------
@@ -351,7 +426,7 @@ inline void store_tile(const xsimd::batch<float, Arch> (&acc)[Rows][NV], float* 
 template <class Arch, size_t Rows, size_t NV, bool CopyB = false, bool InPlace = CopyB>
 void micro_tile(size_t kc, const float* ap, size_t a_step, const float* bp, size_t b_step,
                 float* b_copy, float* c, size_t ldc, size_t cols, float alpha, float beta,
-                NextBlockPrefetch* next) {
+                BlockBackground<Arch>* background) {
   using V = xsimd::batch<float, Arch>;
   constexpr size_t W = V::size;
   for (size_t r = 0; r < Rows; ++r) {  // C is needed at the end: start fetching its lines now
@@ -376,33 +451,34 @@ void micro_tile(size_t kc, const float* ap, size_t a_step, const float* bp, size
     }
     ap += a_step;
     bp += b_step;
-    if (next != nullptr && (p & 1) == 0) next->next_line();
+    if (background != nullptr && p % kTickSteps == 0) background->tick();
   }
   store_tile<Arch, Rows, NV>(acc, c, ldc, cols, alpha, beta);
 }
 
+template <class Arch>
 using TileFn = void (*)(size_t, const float*, size_t, const float*, size_t, float*, float*, size_t,
-                        size_t, float, float, NextBlockPrefetch*);
+                        size_t, float, float, BlockBackground<Arch>*);
 
 template <class Arch, size_t NV, bool CopyB, size_t... R>
 constexpr auto tile_row(std::index_sequence<R...>) {
-  return std::array<TileFn, sizeof...(R)>{&micro_tile<Arch, R + 1, NV, CopyB>...};
+  return std::array<TileFn<Arch>, sizeof...(R)>{&micro_tile<Arch, R + 1, NV, CopyB>...};
 }
 template <class Arch, size_t NV, size_t... R>
 constexpr auto tile_row_in_place(std::index_sequence<R...>) {
-  return std::array<TileFn, sizeof...(R)>{&micro_tile<Arch, R + 1, NV, false, true>...};
+  return std::array<TileFn<Arch>, sizeof...(R)>{&micro_tile<Arch, R + 1, NV, false, true>...};
 }
 
 template <class Arch, size_t... V>
 constexpr auto tile_grid(std::index_sequence<V...>) {
   constexpr size_t MR = GemmTraits<Arch>::mr;
-  return std::array<std::array<TileFn, MR>, sizeof...(V)>{
+  return std::array<std::array<TileFn<Arch>, MR>, sizeof...(V)>{
       tile_row<Arch, V + 1, false>(std::make_index_sequence<MR>{})...};
 }
 
 // The microkernel for a tile of `rows` x `cols` (rows <= MR, cols <= NR).
 template <class Arch>
-TileFn tile_kernel(size_t rows, size_t cols) {
+TileFn<Arch> tile_kernel(size_t rows, size_t cols) {
   using T = GemmTraits<Arch>;
   static constexpr auto grid = tile_grid<Arch>(std::make_index_sequence<T::nv>{});
   constexpr size_t W = xsimd::batch<float, Arch>::size;
@@ -411,7 +487,7 @@ TileFn tile_kernel(size_t rows, size_t cols) {
 
 // The microkernel for a full-width tile of `rows` that reads B in place.
 template <class Arch>
-TileFn in_place_tile_kernel(size_t rows) {
+TileFn<Arch> in_place_tile_kernel(size_t rows) {
   using T = GemmTraits<Arch>;
   static constexpr auto row = tile_row_in_place<Arch, T::nv>(std::make_index_sequence<T::mr>{});
   return row[rows - 1];
@@ -419,7 +495,7 @@ TileFn in_place_tile_kernel(size_t rows) {
 
 // The microkernel for a full-width tile of `rows` that also packs the B rows it reads.
 template <class Arch>
-TileFn copying_tile_kernel(size_t rows) {
+TileFn<Arch> copying_tile_kernel(size_t rows) {
   using T = GemmTraits<Arch>;
   static constexpr auto row = tile_row<Arch, T::nv, true>(std::make_index_sequence<T::mr>{});
   return row[rows - 1];
@@ -439,10 +515,12 @@ constexpr size_t balanced_block(size_t total, size_t max_block) {
 }
 
 // The five BLIS loops: column blocks (jc) of B, depth blocks (pc), row blocks (ic) of A, then
-// NR-column micro-panels (jr) and MR-row micro-panels (ir). When B's rows are contiguous
-// (!tb), its full micro-panels are not packed ahead: the first row panel reads B in place and
-// packs it on the way (micro_tile<..., CopyB>) for the row panels below; a single row panel
-// only reads it in place.
+// NR-column micro-panels (jr) and MR-row micro-panels (ir). The microkernels of each block
+// fetch and pack the next block's operands behind their arithmetic (BlockBackground) where
+// their rows are contiguous (A unless ta, B unless tb); other blocks are packed ahead. B's
+// first depth block of each column block is not packed ahead: the first row panel reads it in
+// place and packs it on the way (micro_tile<..., CopyB>) for the row panels below (a single
+// row panel only reads it in place).
 template <class Arch>
 void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float* a,
                   size_t lda, const float* b, size_t ldb, float beta, float* c, size_t ldc) {
@@ -455,58 +533,98 @@ void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, c
   const size_t kc_max = balanced_block(k, KC);
   const size_t mc_max = m < MC ? ceil_div(m, MR) * MR : MC;
   const size_t nc_max = n < NC ? ceil_div(n, NR) * NR : NC;
+  const bool in_place = !tb;
   float* a_pack = thread_scratch(ScratchSlot::gemm_a, mc_max * kc_max);
   float* b_pack = thread_scratch(ScratchSlot::gemm_b, nc_max * kc_max);
-  const bool in_place = !tb;
+  // B read in place by a single row panel needs no second buffer, nor one depth block.
+  const bool pack_b_behind = in_place && m > MR && k > kc_max;
+  float* b_next = pack_b_behind ? thread_scratch(ScratchSlot::gemm_b_next, nc_max * kc_max) : nullptr;
+  const auto depth = [&](size_t pc) { return k - pc < kc_max ? k - pc : kc_max; };
+  const auto rows_of = [&](size_t ic) { return m - ic < MC ? m - ic : MC; };
+  // Ticks (see BlockBackground) in row block ic.
+  const auto block_ticks = [&](size_t ic, size_t nc, size_t kc) {
+    return RowPanels(rows_of(ic), MR).count * ceil_div(nc, NR) * (kc / kTickSteps);
+  };
 
   for (size_t jc = 0; jc < n; jc += NC) {
     const size_t nc = n - jc < NC ? n - jc : NC;
     const size_t nc_full = in_place ? nc / NR * NR : 0;  // micro-panels B can be read in place
+    bool b_packed = false;  // this depth block's full micro-panels are in b_pack already
     for (size_t pc = 0; pc < k; pc += kc_max) {
-      const size_t kc = k - pc < kc_max ? k - pc : kc_max;
+      const size_t kc = depth(pc);
       const float beta_block = pc == 0 ? beta : 1.0f;  // later depth blocks accumulate
       if (nc_full < nc)
         pack_b<Arch>(tb, b, ldb, pc, kc, jc + nc_full, nc - nc_full, b_pack + nc_full * kc);
+      // The next depth block's B, fetched and packed during the last row blocks of this one
+      // whose ticks can fetch it at no more than one line per two k steps (as A's), with a
+      // quarter of them to spare. Where all of them cannot (few rows: B is read by few row
+      // panels), it is fetched at that rate as far as it goes, and its first row panel packs it.
+      const size_t npc = pc + kc_max;
+      NextDepthB<Arch> next_b;
+      size_t b_from_ic = m;
+      if (npc < k) {
+        const size_t nkc = depth(npc);
+        next_b.lines = tb ? LineStream(b + jc * ldb + npc, nc, nkc, ldb)
+                          : LineStream(b + npc * ldb + jc, nkc, nc, ldb);
+        const size_t need = next_b.lines.lines() + next_b.kLag;
+        size_t ticks = 0;
+        for (size_t ic = (m - 1) / MC * MC;; ic -= MC) {
+          ticks += block_ticks(ic, nc, kc);
+          b_from_ic = ic;
+          if (4 * ticks * (kTickSteps / 2) >= 5 * need || ic == 0) break;
+        }
+        next_b.packs = pack_b_behind && 4 * ticks * (kTickSteps / 2) >= 5 * need;
+        next_b.lines_per_tick = kTickSteps / 2;
+        if (next_b.packs) {
+          next_b.copy = BPanelCopy<Arch>(b + npc * ldb + jc, ldb, nkc, nc_full / NR, b_next);
+          next_b.lines_per_tick = ceil_div(5 * need, 4 * ticks);
+          next_b.copies_per_tick = ceil_div(5 * next_b.copy.steps(), 4 * ticks);
+        }
+      }
       for (size_t ic = 0; ic < m; ic += MC) {
-        const size_t mc = m - ic < MC ? m - ic : MC;
+        const size_t mc = rows_of(ic);
         const RowPanels panels(mc, MR);
         pack_a<Arch>(ta, a, lda, ic, mc, pc, kc, a_pack);
-        // The operands of the next (pc, ic) block: its A rows, and B's rows when it starts the
-        // next depth block.
-        NextBlockPrefetch next;
+        BlockBackground<Arch> background;
+        // The next block of A (the next row block, or the first of the next depth block),
+        // fetched into L2 at one line per two k steps.
         const bool last_ic = ic + MC >= m;
-        const size_t npc = last_ic ? pc + kc_max : pc, nic = last_ic ? 0 : ic + MC;
-        if (npc < k) {
-          const size_t nkc = k - npc < kc_max ? k - npc : kc_max;
-          const size_t nmc = m - nic < MC ? m - nic : MC;
-          if (ta) next.add(a + npc * lda + nic, nkc, nmc, lda);
-          else next.add(a + nic * lda + npc, nmc, nkc, lda);
-          if (last_ic && tb) next.add(b + jc * ldb + npc, nc, nkc, ldb);
-          else if (last_ic) next.add(b + npc * ldb + jc, nkc, nc, ldb);
+        const size_t apc = last_ic ? npc : pc, aic = last_ic ? 0 : ic + MC;
+        if (apc < k) {
+          const size_t akc = depth(apc), amc = rows_of(aic);
+          background.a_lines = ta ? LineStream(a + apc * lda + aic, akc, amc, lda)
+                                  : LineStream(a + aic * lda + apc, amc, akc, lda);
+          background.a_lines_per_tick = kTickSteps / 2;
         }
+        if (ic >= b_from_ic) background.b = &next_b;
         for (size_t jr = 0; jr < nc; jr += NR) {
           const size_t cols = nc - jr < NR ? nc - jr : NR;
           float* b_panel = b_pack + jr * kc;
           size_t q = 0;
-          if (ic == 0 && jr < nc_full) {  // B not packed yet: the first panel reads it in place
+          if (ic == 0 && jr < nc_full && !b_packed) {  // the first panel reads B in place
             const float* b_src = b + pc * ldb + jc + jr;
             const size_t h = panels.rows(0);
             if (panels.count == 1) {  // nobody else needs it packed
               in_place_tile_kernel<Arch>(h)(kc, a_pack, h, b_src, ldb, nullptr, c + jc + jr, ldc,
-                                            NR, alpha, beta_block, &next);
+                                            NR, alpha, beta_block, &background);
               continue;
             }
             copying_tile_kernel<Arch>(h)(kc, a_pack, h, b_src, ldb, b_panel, c + jc + jr, ldc,
-                                         NR, alpha, beta_block, &next);
+                                         NR, alpha, beta_block, &background);
             q = 1;
           }
           for (; q < panels.count; ++q) {
             const size_t s0 = panels.start(q), h = panels.rows(q);
             float* ct = c + (ic + s0) * ldc + jc + jr;
             tile_kernel<Arch>(h, cols)(kc, a_pack + s0 * kc, h, b_panel, NR, nullptr, ct, ldc,
-                                       cols, alpha, beta_block, &next);
+                                       cols, alpha, beta_block, &background);
           }
         }
+      }
+      b_packed = next_b.packs;
+      if (b_packed) {
+        next_b.finish();
+        std::swap(b_pack, b_next);
       }
     }
   }

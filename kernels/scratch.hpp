@@ -8,7 +8,7 @@
 namespace crt::kernels {
 
 // Distinct buffers that one kernel call may hold at the same time.
-enum class ScratchSlot : unsigned { gemm_a = 0, gemm_b = 1, count = 2 };
+enum class ScratchSlot : unsigned { gemm_a = 0, gemm_b = 1, gemm_b_next = 2, count = 3 };
 
 // A 64-byte-aligned buffer of at least `floats` floats owned by the calling thread, valid until
 // the same thread asks for the same slot again. Contents are unspecified.

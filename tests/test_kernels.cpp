@@ -402,6 +402,22 @@ TEST_CASE("kernels: gemm blocks larger than the cache blocks") {
       }
 }
 
+TEST_CASE("kernels: gemm packs the next depth block of B behind the arithmetic") {
+  // Many row panels and several depth blocks (the last one shorter): each depth block's
+  // microkernels pack the next one's B into a second buffer (B's rows contiguous), spread over
+  // the row blocks, more than one of them here (300 rows is past every ISA's row block), with a
+  // partial last column panel packed ahead. Transposed B takes the fetch-only path.
+  std::mt19937 rng(37);
+  for (const KernelTable* t : runnable_isas()) {
+    const size_t KC = t->gemm_kc, NR = t->gemm_nr;
+    for (bool ta : kTrans)
+      for (bool tb : kTrans) {
+        CHECK(check_gemm(*t, {ta, tb, 300, 2 * NR + 5, 3 * KC + 7, 1.0f, 0.0f, 0}, rng));
+        CHECK(check_gemm(*t, {ta, tb, 300, 2 * NR, 3 * KC + 7, -0.5f, 1.5f, 2}, rng));
+      }
+  }
+}
+
 // The engine cuts a product into output tiles by thread count (engine/ops/gemm_tiles.hpp) and
 // relies on this: an element's bits do not depend on the tile it is computed in, as long as
 // the tile has more than 4 rows (fewer rows times B^T, or one row, take other paths). Checked
