@@ -106,7 +106,7 @@ void softmax_backward_rows(const float* y, const float* dy, float* dx, size_t ro
     const float* yr = y + r * cols;
     const float* gr = dy + r * cols;
     const V dot(row_dot<Arch>(yr, gr, cols));
-    map<Arch>(cols, dx + r * cols, [dot](V yv, V g) { return yv * (g - dot); }, yr, gr);
+    map_row<Arch>(cols, dx + r * cols, [dot](V yv, V g) { return yv * (g - dot); }, yr, gr);
   }
 }
 

@@ -958,6 +958,12 @@ TEST_CASE("simd kernels: softmax rows and backward, all ISAs, adversarial logits
                                    (std::fabs(dyd[i]) + row_mag[i / c.cols]) +
                                kFltMin;
                       }));
+      // In place (dx over dy, as an autograd buffer may be): the row's output overlaps an
+      // input, so whole-vector stores that recompute elements are not allowed; same bits.
+      std::vector<float> in_place = dy;
+      t->softmax_backward_rows(yin.data(), in_place.data(), in_place.data(), c.rows, c.cols);
+      CHECK_MESSAGE(std::memcmp(in_place.data(), dx.data(), n * sizeof(float)) == 0,
+                    describe(*t, "softmax backward in place", c));
     }
 }
 
