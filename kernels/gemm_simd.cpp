@@ -367,6 +367,7 @@ struct NextDepthB {
   }
 };
 
+// What the microkernels of one (depth, row) block do every tick besides their arithmetic.
 template <class Arch>
 struct BlockBackground {
   LineStream a_lines;                           // the next (depth, row) block's A
@@ -515,12 +516,14 @@ constexpr size_t balanced_block(size_t total, size_t max_block) {
 }
 
 // The five BLIS loops: column blocks (jc) of B, depth blocks (pc), row blocks (ic) of A, then
-// NR-column micro-panels (jr) and MR-row micro-panels (ir). The microkernels of each block
-// fetch and pack the next block's operands behind their arithmetic (BlockBackground) where
-// their rows are contiguous (A unless ta, B unless tb); other blocks are packed ahead. B's
-// first depth block of each column block is not packed ahead: the first row panel reads it in
-// place and packs it on the way (micro_tile<..., CopyB>) for the row panels below (a single
-// row panel only reads it in place).
+// NR-column micro-panels (jr) and MR-row micro-panels (ir). A is packed at the start of each
+// block. The microkernels of each block fetch the next block's A and B into L2 behind their
+// arithmetic, and pack the next depth block's B too where its rows are contiguous (!tb) and at
+// least 16 row panels read it (BlockBackground). B with contiguous rows not packed that way
+// (the first depth block of each column block, or few row panels) is read in place by the
+// first row panel, which packs it on the way (micro_tile<..., CopyB>) for the row panels below
+// (a single row panel only reads it in place); transposed B is packed at the start of each
+// depth block.
 template <class Arch>
 void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float* a,
                   size_t lda, const float* b, size_t ldb, float beta, float* c, size_t ldc) {
