@@ -515,6 +515,13 @@ constexpr size_t balanced_block(size_t total, size_t max_block) {
   return ceil_div(total, ceil_div(total, max_block));
 }
 
+// Row panels up to which every one reads B in place rather than the first packing it for the
+// others: reading a micro-panel of B again from L1 or L2 costs less than copying it on the
+// way, for a few readers. One thread, avx512 (Zen 5): M = 16 (2 panels) 8-18% faster on the
+// six benchmark shapes, M = 64 (8 panels) 1-5% on five of six (64 x 256 x 10000: -3 to +3%);
+// avx2: M = 16 (3 panels) 3-12% faster on five of six, 16 x 1024 x 256 7% slower.
+constexpr size_t kInPlacePanels = 8;
+
 // The five BLIS loops: column blocks (jc) of B, depth blocks (pc), row blocks (ic) of A, then
 // NR-column micro-panels (jr) and MR-row micro-panels (ir). A is packed at the start of each
 // block. The microkernels of each block fetch the next block's A and B into L2 behind their
@@ -522,8 +529,8 @@ constexpr size_t balanced_block(size_t total, size_t max_block) {
 // least 16 row panels read it (BlockBackground). B with contiguous rows not packed that way
 // (the first depth block of each column block, or few row panels) is read in place by the
 // first row panel, which packs it on the way (micro_tile<..., CopyB>) for the row panels below
-// (a single row panel only reads it in place); transposed B is packed at the start of each
-// depth block.
+// (up to kInPlacePanels row panels all read it in place instead); transposed B is packed at
+// the start of each depth block.
 template <class Arch>
 void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, const float* a,
                   size_t lda, const float* b, size_t ldb, float beta, float* c, size_t ldc) {
@@ -608,9 +615,13 @@ void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, c
           if (ic == 0 && jr < nc_full && !b_packed) {  // the first panel reads B in place
             const float* b_src = b + pc * ldb + jc + jr;
             const size_t h = panels.rows(0);
-            if (panels.count == 1) {  // nobody else needs it packed
-              in_place_tile_kernel<Arch>(h)(kc, a_pack, h, b_src, ldb, nullptr, c + jc + jr, ldc,
-                                            NR, alpha, beta_block, &background);
+            if (panels.count <= kInPlacePanels) {  // B read in place by every row panel
+              for (; q < panels.count; ++q) {
+                const size_t s0 = panels.start(q), hq = panels.rows(q);
+                in_place_tile_kernel<Arch>(hq)(kc, a_pack + s0 * kc, hq, b_src, ldb, nullptr,
+                                               c + (ic + s0) * ldc + jc + jr, ldc, NR, alpha,
+                                               beta_block, &background);
+              }
               continue;
             }
             copying_tile_kernel<Arch>(h)(kc, a_pack, h, b_src, ldb, b_panel, c + jc + jr, ldc,
