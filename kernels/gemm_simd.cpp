@@ -518,7 +518,7 @@ constexpr size_t balanced_block(size_t total, size_t max_block) {
 // Row panels up to which every one reads B in place rather than the first packing it for the
 // others: reading a micro-panel of B again from L1 or L2 costs less than copying it on the
 // way, for a few readers. One thread, avx512 (Zen 5): M = 16 (2 panels) 8-18% faster on the
-// six benchmark shapes, M = 64 (8 panels) 1-5% on five of six (64 x 256 x 10000: -3 to +3%);
+// six benchmark shapes, M = 64 (8 panels) 1-5% on five of six (64 x 256 x 10000: 2% slower);
 // avx2: M = 16 (3 panels) 3-12% faster on five of six, 16 x 1024 x 256 7% slower.
 constexpr size_t kInPlacePanels = 8;
 
