@@ -155,16 +155,17 @@ void dropout_apply(const float* x, float* y, size_t n, std::uint64_t key, std::u
   alignas(64) std::uint64_t lanes[L];
   for (size_t l = 0; l < L; ++l) lanes[l] = l;
   const U lane = U::load_aligned(lanes);
-  const U key_mix(key * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull);
+  using namespace counter_hash_constants;  // counter_hash, 8 indices at a time
+  const U key_mix(key * kKey + kOffset);
   const U limit(threshold), all_ones(~std::uint64_t(0)), none(0);
 #endif
   for (size_t b0 = 0; b0 < n; b0 += kBlock) {
     const size_t len = n - b0 < kBlock ? n - b0 : kBlock;
 #if defined(CRT_KERNEL_ISA_AVX512)
     for (size_t j = 0; j < len; j += L) {
-      U z = key_mix + (U(index0 + b0 + j) + lane) * U(0xD1B54A32D192ED03ull);
-      z = (z ^ (z >> 30)) * U(0xBF58476D1CE4E5B9ull);
-      z = (z ^ (z >> 27)) * U(0x94D049BB133111EBull);
+      U z = key_mix + (U(index0 + b0 + j) + lane) * U(kIndex);
+      z = (z ^ (z >> 30)) * U(kMix1);
+      z = (z ^ (z >> 27)) * U(kMix2);
       z = z ^ (z >> 31);
       alignas(64) std::uint64_t keep[L];
       xsimd::select((z >> 11) >= limit, all_ones, none).store_aligned(keep);

@@ -51,11 +51,17 @@ double sum_squares(const double* x, std::size_t n);
 
 // The counter-based hash behind the engine's random numbers (Generator) and dropout:
 // splitmix64's finaliser over a mix of key and index, a pure function of the two.
+// The constants are named for the vector form of it in the dropout kernel.
+namespace counter_hash_constants {
+inline constexpr std::uint64_t kKey = 0x9E3779B97F4A7C15ull, kIndex = 0xD1B54A32D192ED03ull,
+                               kOffset = 0x632BE59BD9B4E019ull, kMix1 = 0xBF58476D1CE4E5B9ull,
+                               kMix2 = 0x94D049BB133111EBull;
+}  // namespace counter_hash_constants
 constexpr std::uint64_t counter_hash(std::uint64_t key, std::uint64_t index) {
-  std::uint64_t z =
-      key * 0x9E3779B97F4A7C15ull + index * 0xD1B54A32D192ED03ull + 0x632BE59BD9B4E019ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  using namespace counter_hash_constants;
+  std::uint64_t z = key * kKey + index * kIndex + kOffset;
+  z = (z ^ (z >> 30)) * kMix1;
+  z = (z ^ (z >> 27)) * kMix2;
   return z ^ (z >> 31);
 }
 // Inverted dropout of element i = index0 + j:

@@ -146,17 +146,19 @@ TEST_CASE("seeded generators are reproducible bit for bit") {
   CHECK(uniform({8}, 0, 1, g1).to_vector() == uniform({8}, 0, 1, g2).to_vector());
 }
 
-TEST_CASE("matmul gives the same bits at 1, 2 and 3 threads (the output tiling follows the count)") {
+TEST_CASE("matmul gives the same bits at 1 to 4 threads (the output tiling follows the count)") {
   struct ThreadCountReset {
     ~ThreadCountReset() { set_num_threads(0); }
   } reset;
   Generator gen(41);
   // [m, k] x [k, n], also with either operand transposed (a view): rows from 1 (the row-vector
   // and few-row paths) to several register tiles, a deep product and a wide one, all large
-  // enough to be cut into tiles at 2 and 3 threads.
+  // enough to be cut into tiles at 2 to 4 threads; 64 x 64 x 9000 and 120 x 300 x 1500 are
+  // computed as two half-depth products (splits_depth), each half cut into tiles at 4 threads.
   const std::int64_t shapes[][3] = {{1, 9000, 1000}, {3, 5000, 1000}, {4, 2600, 2000},
                                     {5, 1000, 2000}, {37, 256, 410},  {128, 1024, 256},
-                                    {130, 97, 2100}, {64, 64, 9000},  {256, 256, 256}};
+                                    {130, 97, 2100}, {64, 64, 9000},  {120, 300, 1500},
+                                    {256, 256, 256}};
   for (const auto& s : shapes) {
     const std::int64_t m = s[0], n = s[1], k = s[2];
     CAPTURE(m);
@@ -165,7 +167,7 @@ TEST_CASE("matmul gives the same bits at 1, 2 and 3 threads (the output tiling f
     const Tensor a = uniform({m, k}, -1, 1, gen), b = uniform({k, n}, -1, 1, gen);
     const Tensor a_t = uniform({k, m}, -1, 1, gen), b_t = uniform({n, k}, -1, 1, gen);
     std::vector<std::vector<double>> first;
-    for (int threads : {1, 2, 3}) {
+    for (int threads : {1, 2, 3, 4}) {
       set_num_threads(threads);
       const std::vector<std::vector<double>> got = {
           matmul(a, b).to_vector(), matmul(a_t, b, true, false).to_vector(),

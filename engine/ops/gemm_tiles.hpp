@@ -96,18 +96,30 @@ inline bool splits_depth(std::int64_t m, std::int64_t n, std::int64_t k) {
 }
 
 // C = op(A) op(B) + beta C over the tiles of choose_tiles, each running the whole k-reduction
-// in one kernel call (or, for splits_depth products, half of it). The tiling depends on the thread count, the bits do not: the kernel
-// computes an element the same way in whatever tile it falls (test "kernels: gemm results do
-// not depend on the tile an element falls in") when the tile has more than 4 rows, and rows
-// are only cut into pieces of whole register tiles (6 rows or more); products of at most 4
-// rows (which take other kernel paths) are cut the same at every thread count. `threads`
-// false (or a product under 2^18 FLOPs) keeps it on the calling thread as one kernel call.
+// in one kernel call (for splits_depth products, half of it). The tiling depends on the thread
+// count, the bits do not: the kernel computes an element the same way in whatever tile it
+// falls (test "kernels: gemm results do not depend on the tile an element falls in") when the
+// tile has more than 4 rows, and rows are only cut into pieces of whole register tiles (6 rows
+// or more); products of at most 4 rows (which take other kernel paths) are cut the same at
+// every thread count. `threads` false (or a product under 2^18 FLOPs) keeps it on the calling
+// thread as one kernel call.
 template <class T>
 void gemm_tiles(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const T* a,
                 std::int64_t lda, const T* b, std::int64_t ldb, T* c, std::int64_t ldc,
                 T beta = T(0), bool threads = true) {
   const auto& kt = kernels::active_kernels();
   const std::int64_t mr = std::int64_t(kt.gemm_mr), nr = std::int64_t(kt.gemm_nr);
+  // Tile `tile` of `grid` over depth [p0, p0 + kh), into out (ld ldo) with `beta_out`.
+  const auto run_tile = [&](const TileGrid& grid, std::int64_t tile, std::int64_t p0,
+                            std::int64_t kh, T* out, std::int64_t ldo, T beta_out) {
+    const std::int64_t tn = grid.cols.parts;
+    const std::int64_t i0 = grid.rows.at(tile / tn), mi = grid.rows.size(tile / tn);
+    const std::int64_t j0 = grid.cols.at(tile % tn), nj = grid.cols.size(tile % tn);
+    const T* at = ta ? a + p0 * lda + i0 : a + i0 * lda + p0;
+    const T* bt = tb ? b + j0 * ldb + p0 : b + p0 * ldb + j0;
+    kernels::gemm(ta, tb, usize(mi), usize(nj), usize(kh), T(1), at, usize(lda), bt, usize(ldb),
+                  beta_out, out + i0 * ldo + j0, usize(ldo));
+  };
   if (threads && splits_depth(m, n, k)) {
     // The halves on half the threads each (their tiles' bits do not depend on the tiling, as
     // below), the second into a buffer added to C afterwards.
@@ -115,43 +127,29 @@ void gemm_tiles(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k
     const std::int64_t k0 = std::max(kc, (k / 2 + kc / 2) / kc * kc);
     const std::unique_ptr<T[]> second(new T[usize(m * n)]);
     const std::int64_t per_half = std::max(1, num_threads() / 2);
-    const TileGrid halves[2] = {choose_tiles(m, n, k0, mr, nr, per_half),
-                                choose_tiles(m, n, k - k0, mr, nr, per_half)};
-    parallel_for(0, halves[0].count() + halves[1].count(), 1, [&](std::int64_t lo, std::int64_t hi) {
-      for (std::int64_t t = lo; t < hi; ++t) {
-        const int h = t < halves[0].count() ? 0 : 1;
-        const TileGrid& grid = halves[h];
-        const std::int64_t tile = h == 0 ? t : t - halves[0].count();
-        const std::int64_t tn = grid.cols.parts;
-        const std::int64_t i0 = grid.rows.at(tile / tn), mi = grid.rows.size(tile / tn);
-        const std::int64_t j0 = grid.cols.at(tile % tn), nj = grid.cols.size(tile % tn);
-        const std::int64_t p0 = h == 0 ? 0 : k0, kh = h == 0 ? k0 : k - k0;
-        const T* at = ta ? a + p0 * lda + i0 : a + i0 * lda + p0;
-        const T* bt = tb ? b + j0 * ldb + p0 : b + p0 * ldb + j0;
-        T* out = h == 0 ? c + i0 * ldc + j0 : second.get() + i0 * n + j0;
-        kernels::gemm(ta, tb, usize(mi), usize(nj), usize(kh), T(1), at, usize(lda), bt,
-                      usize(ldb), h == 0 ? beta : T(0), out, usize(h == 0 ? ldc : n));
-      }
-    });
+    const TileGrid first_half = choose_tiles(m, n, k0, mr, nr, per_half);
+    const TileGrid second_half = choose_tiles(m, n, k - k0, mr, nr, per_half);
+    parallel_for(0, first_half.count() + second_half.count(), 1,
+                 [&](std::int64_t lo, std::int64_t hi) {
+                   for (std::int64_t t = lo; t < hi; ++t) {
+                     if (t < first_half.count())
+                       run_tile(first_half, t, 0, k0, c, ldc, beta);
+                     else
+                       run_tile(second_half, t - first_half.count(), k0, k - k0, second.get(),
+                                n, T(0));
+                   }
+                 });
     parallel_for(0, m, 16, [&](std::int64_t lo, std::int64_t hi) {
-      for (std::int64_t i = lo; i < hi; ++i)
-        for (std::int64_t j = 0; j < n; ++j) c[i * ldc + j] += second[usize(i * n + j)];
+      for (std::int64_t i = lo; i < hi; ++i)  // C += second, row by row (1 * x + y is exact)
+        kernels::axpy(T(1), second.get() + i * n, c + i * ldc, usize(n));
     });
     return;
   }
   const bool one_call = !threads || 2 * m * n * k < (1 << 18);
   const std::int64_t split_for = one_call ? 1 : m <= 4 ? 2 : num_threads();
   const TileGrid grid = choose_tiles(m, n, k, mr, nr, split_for);
-  const std::int64_t tiles_n = grid.cols.parts;
   parallel_for(0, grid.count(), 1, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t t = lo; t < hi; ++t) {
-      const std::int64_t i0 = grid.rows.at(t / tiles_n), mi = grid.rows.size(t / tiles_n);
-      const std::int64_t j0 = grid.cols.at(t % tiles_n), nj = grid.cols.size(t % tiles_n);
-      const T* at = ta ? a + i0 : a + i0 * lda;
-      const T* bt = tb ? b + j0 * ldb : b + j0;
-      kernels::gemm(ta, tb, usize(mi), usize(nj), usize(k), T(1), at, usize(lda), bt, usize(ldb),
-                    beta, c + i0 * ldc + j0, usize(ldc));
-    }
+    for (std::int64_t t = lo; t < hi; ++t) run_tile(grid, t, 0, k, c, ldc, beta);
   });
 }
 
