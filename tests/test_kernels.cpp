@@ -399,6 +399,7 @@ TEST_CASE("kernels: gemm blocks larger than the cache blocks") {
       for (bool tb : kTrans) {
         CHECK(check_gemm(*t, {ta, tb, 263, 70, 300, 1.0f, 0.0f, 1}, rng));     // rows > MC
         CHECK(check_gemm(*t, {ta, tb, 7, 4200, 20, 0.5f, 1.0f, 0}, rng));      // columns > NC
+        CHECK(check_gemm(*t, {ta, tb, 263, 70, 5, 1.0f, 0.5f, 0}, rng));  // rows > MC, k < a tick
       }
 }
 
