@@ -86,12 +86,12 @@ inline void transpose4x4(const float* src, size_t lds, float* dst, size_t ldd) {
 }
 
 #if defined(__AVX__)
-inline void transpose8x8(const float* src, size_t lds, float* dst, size_t ldd) {
+// col[c], lane r = row[r], lane c: an 8 x 8 transpose in registers.
+inline void transpose8x8_registers(const __m256 (&row)[8], __m256 (&col)[8]) {
   __m256 t[8], u[8];
   for (size_t i = 0; i < 8; i += 2) {  // interleave row pairs within 128-bit lanes
-    const __m256 a = _mm256_loadu_ps(src + i * lds), b = _mm256_loadu_ps(src + (i + 1) * lds);
-    t[i] = _mm256_unpacklo_ps(a, b);
-    t[i + 1] = _mm256_unpackhi_ps(a, b);
+    t[i] = _mm256_unpacklo_ps(row[i], row[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(row[i], row[i + 1]);
   }
   for (size_t h = 0; h < 8; h += 4) {  // u[h + s], lane q: column 4q + s of rows h .. h+3
     u[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
@@ -100,8 +100,36 @@ inline void transpose8x8(const float* src, size_t lds, float* dst, size_t ldd) {
     u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
   }
   for (size_t s = 0; s < 4; ++s) {
-    _mm256_storeu_ps(dst + s * ldd, _mm256_permute2f128_ps(u[s], u[4 + s], 0x20));
-    _mm256_storeu_ps(dst + (4 + s) * ldd, _mm256_permute2f128_ps(u[s], u[4 + s], 0x31));
+    col[s] = _mm256_permute2f128_ps(u[s], u[4 + s], 0x20);
+    col[4 + s] = _mm256_permute2f128_ps(u[s], u[4 + s], 0x31);
+  }
+}
+
+inline void transpose8x8(const float* src, size_t lds, float* dst, size_t ldd) {
+  __m256 row[8], col[8];
+  for (size_t i = 0; i < 8; ++i) row[i] = _mm256_loadu_ps(src + i * lds);
+  transpose8x8_registers(row, col);
+  for (size_t c = 0; c < 8; ++c) _mm256_storeu_ps(dst + c * ldd, col[c]);
+}
+
+// The same for `rows` = 5, 6 or 7 rows (dst[c * ldd + r] for r < rows, c < 8): the short row
+// panels of packed A (AVX2's 6-row tile; edges), which otherwise took a 4 x 4 transpose and a
+// scalar loop for the rest.
+inline void transpose_5to7x8(const float* src, size_t lds, size_t rows, float* dst, size_t ldd) {
+  __m256 row[8], col[8];
+  for (size_t i = 0; i < 8; ++i)
+    row[i] = i < rows ? _mm256_loadu_ps(src + i * lds) : _mm256_setzero_ps();
+  transpose8x8_registers(row, col);
+  for (size_t c = 0; c < 8; ++c) {
+    float* d = dst + c * ldd;
+    const __m128 high = _mm256_extractf128_ps(col[c], 1);
+    _mm_storeu_ps(d, _mm256_castps256_ps128(col[c]));
+    if (rows == 5) {
+      _mm_store_ss(d + 4, high);
+    } else {
+      _mm_storel_pi(reinterpret_cast<__m64*>(d + 4), high);
+      if (rows == 7) _mm_store_ss(d + 6, _mm_movehl_ps(high, high));
+    }
   }
 }
 #endif
@@ -181,6 +209,14 @@ void transpose_copy(const float* src, size_t lds, size_t rows, size_t cols, floa
     for (; r + 16 <= rows; r += 16) finish_rows(r, r + 16, transpose_strip<16>(src, lds, r, cols, dst, ldd));
   if constexpr (kWidestTranspose >= 8)
     for (; r + 8 <= rows; r += 8) finish_rows(r, r + 8, transpose_strip<8>(src, lds, r, cols, dst, ldd));
+#if defined(__AVX__)
+  if (rows - r > 4) {  // 5 to 7 rows left
+    size_t c = 0;
+    for (; c + 8 <= cols; c += 8) transpose_5to7x8(src + r * lds + c, lds, rows - r, dst + c * ldd + r, ldd);
+    finish_rows(r, rows, c);
+    return;
+  }
+#endif
   for (; r + 4 <= rows; r += 4) finish_rows(r, r + 4, transpose_strip<4>(src, lds, r, cols, dst, ldd));
   finish_rows(r, rows, 0);
 }
