@@ -212,7 +212,8 @@ void transpose_copy(const float* src, size_t lds, size_t rows, size_t cols, floa
 #if defined(__AVX__)
   if (rows - r > 4) {  // 5 to 7 rows left
     size_t c = 0;
-    for (; c + 8 <= cols; c += 8) transpose_5to7x8(src + r * lds + c, lds, rows - r, dst + c * ldd + r, ldd);
+    for (; c + 8 <= cols; c += 8)
+      transpose_5to7x8(src + r * lds + c, lds, rows - r, dst + c * ldd + r, ldd);
     finish_rows(r, rows, c);
     return;
   }
