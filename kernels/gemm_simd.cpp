@@ -2,6 +2,7 @@
 // isa.hpp): A is packed into MR-row panels and B into NR-column panels, and an MR x NR
 // register-tile microkernel runs over them. Products with very few rows skip packing: dot
 // products for A B^T up to 4 rows, a streaming row-vector kernel for A B with one row.
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <utility>
@@ -318,6 +319,16 @@ void pack_b(bool trans_b, const float* b, size_t ldb, size_t p0, size_t kc, size
 // +3%, other shapes within the noise (a few percent).
 
 constexpr size_t kTickSteps = 16;  // k steps per tick
+constexpr size_t kFetchLinesPerTick = kTickSteps / 2;  // at most one line per two k steps
+
+// Background work is spread over the ticks it has with a quarter of them to spare: `work`
+// units fit in `ticks` at `per_tick` each, and the rate that spreads them so.
+constexpr bool fits_with_margin(size_t work, size_t ticks, size_t per_tick) {
+  return 4 * ticks * per_tick >= 5 * work;
+}
+constexpr size_t per_tick_with_margin(size_t work, size_t ticks) {
+  return ceil_div(5 * work, 4 * ticks);
+}
 
 // The cache lines of one region of an operand (`rows` rows of `row_floats` floats, `stride`
 // floats apart), issued as L2 prefetches row by row, a few lines per tick.
@@ -586,7 +597,8 @@ void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, c
   // Packing B behind pays where many row panels read it (with few, packing it in the first
   // one costs less: 16 x 256 x 1024 on avx2, 3 row panels, ran 11% slower packed behind).
   const bool pack_b_behind = in_place && m >= 16 * MR && k > kc_max;
-  float* b_next = pack_b_behind ? thread_scratch(ScratchSlot::gemm_b_next, nc_max * kc_max) : nullptr;
+  float* b_next =
+      pack_b_behind ? thread_scratch(ScratchSlot::gemm_b_next, nc_max * kc_max) : nullptr;
   const auto depth = [&](size_t pc) { return k - pc < kc_max ? k - pc : kc_max; };
   const auto rows_of = [&](size_t ic) { return m - ic < MC ? m - ic : MC; };
   // Ticks (see BlockBackground) in row block ic.
@@ -619,14 +631,14 @@ void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, c
         for (size_t ic = (m - 1) / MC * MC;; ic -= MC) {
           ticks += block_ticks(ic, nc, kc);
           b_from_ic = ic;
-          if (4 * ticks * (kTickSteps / 2) >= 5 * need || ic == 0) break;
+          if (fits_with_margin(need, ticks, kFetchLinesPerTick) || ic == 0) break;
         }
-        next_b.packs = pack_b_behind && 4 * ticks * (kTickSteps / 2) >= 5 * need;
-        next_b.lines_per_tick = kTickSteps / 2;
+        next_b.packs = pack_b_behind && fits_with_margin(need, ticks, kFetchLinesPerTick);
+        next_b.lines_per_tick = kFetchLinesPerTick;
         if (next_b.packs) {
           next_b.copy = BPanelCopy<Arch>(b + npc * ldb + jc, ldb, nkc, nc_full / NR, b_next);
-          next_b.lines_per_tick = ceil_div(5 * need, 4 * ticks);
-          next_b.copies_per_tick = ceil_div(5 * next_b.copy.steps(), 4 * ticks);
+          next_b.lines_per_tick = per_tick_with_margin(need, ticks);
+          next_b.copies_per_tick = per_tick_with_margin(next_b.copy.steps(), ticks);
         }
       }
       for (size_t ic = 0; ic < m; ic += MC) {
@@ -648,10 +660,10 @@ void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, c
           background.a_lines = ta ? LineStream(a + apc * lda + aic, akc, amc, lda)
                                   : LineStream(a + aic * lda + apc, amc, akc, lda);
           const size_t ticks = block_ticks(ic, nc, kc);  // 0 when kc < kTickSteps
-          const size_t spread =
-              ticks > 0 ? ceil_div(5 * background.a_lines.lines(), 4 * ticks) : kTickSteps / 2;
-          background.a_lines_per_tick =
-              pack_b_behind && spread < kTickSteps / 2 ? spread : kTickSteps / 2;
+          background.a_lines_per_tick = kFetchLinesPerTick;
+          if (pack_b_behind && ticks > 0)
+            background.a_lines_per_tick = std::min(
+                kFetchLinesPerTick, per_tick_with_margin(background.a_lines.lines(), ticks));
         }
         if (ic >= b_from_ic) background.b = &next_b;
         for (size_t jr = 0; jr < nc; jr += NR) {

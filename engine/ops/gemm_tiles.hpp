@@ -39,15 +39,16 @@ struct TileGrid {
 };
 
 // The tiles of an m x n x k product for `threads` threads, on whole register tiles (mr x nr).
-// One thread: the whole product in one kernel call (every tile repacks its rows of A and
-// columns of B; on 512 x 256 x 10000, six tiles on one thread ran at 179 GFLOP/s against 212
-// for one call). More: one or two tiles per thread, fewer for products under 2^23 FLOPs a
-// tile, but one per thread down to 2^20 FLOPs a tile (a batch-16 GRU step's 16 x 768 x 256
-// product, 6.3 MFLOP, ran on one thread before; 2 threads: gru_cell d 256 batch 16 59 -> 39-50
-// us, 16 x 256 x 256 207 -> 246-298 GFLOP/s, the suite's batch-1 segment 17 5-15% faster). Of
-// the ways to cut them (tm x tn), the one whose busiest thread has the least estimated work: parallel_for hands each thread a contiguous run of count / threads tiles (row-major),
-// and a tile costs its multiply-adds plus the packing of its A rows (about 20 FLOP-equivalents
-// an element in the kernel's transposition) and B columns (about 8); ties go to the least total.
+// One thread: the whole product in one kernel call (every tile repacks its rows of A and columns
+// of B; on 512 x 256 x 10000, six tiles on one thread ran at 179 GFLOP/s against 212 for one
+// call). More: one or two tiles per thread, fewer for products under 2^23 FLOPs a tile, but one
+// per thread down to 2^20 FLOPs a tile (a batch-16 GRU step's 16 x 768 x 256 product, 6.3 MFLOP,
+// ran on one thread before; 2 threads: gru_cell d 256 batch 16 59 -> 39-50 us, 16 x 256 x 256
+// 207 -> 246-298 GFLOP/s, the suite's batch-1 segment 17 5-15% faster). Of the ways to cut them
+// (tm x tn), the one whose busiest thread has the least estimated work: parallel_for hands each
+// thread a contiguous run of count / threads tiles (row-major), and a tile costs its
+// multiply-adds plus the packing of its A rows (about 20 FLOP-equivalents an element in the
+// kernel's transposition) and B columns (about 8); ties go to the least total.
 inline TileGrid choose_tiles(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t mr,
                              std::int64_t nr, std::int64_t threads) {
   TileGrid best{{m, 1, mr}, {n, 1, nr}};

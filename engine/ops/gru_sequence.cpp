@@ -30,9 +30,9 @@ constexpr const char* kOp = "gru_sequence";
 // sequential critical path: it is tiled over threads like any product (gemm_tiles keeps it on
 // one thread below 2^20 FLOPs a thread, and batch 1 takes unit_split_step instead). 2 threads,
 // batch 16, 70 steps: d 256 3.8 -> 2.8-3.6 ms inference, 13.3 -> 10.4-11.9 ms forward +
-// backward; d 410 11.3 -> 9.0 ms and 31.1 -> 27.8 ms. (It ran on the calling thread before, where tiling had gained
-// nothing only because gemm_tiles then cut no product under 2^23 FLOPs a tile.)
-constexpr bool kStepThreads = true;
+// backward; d 410 11.3 -> 9.0 ms and 31.1 -> 27.8 ms. (It ran on the calling thread before,
+// where tiling had gained nothing only because gemm_tiles then cut no product under 2^23 FLOPs
+// a tile.) Both per-step products below pass threads = true.
 
 void check_args(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh,
                 const Tensor& b_ih, const Tensor& b_hh) {
@@ -94,7 +94,7 @@ std::vector<Tensor> backward_through_time(const Saved& s, const Tensor& grad,
     // ... + d_gh W_hh (the recurrent path); skipped for h0 when nothing asks for dh0.
     if (t > 0 || needs[1])
       gemm_tiled<T>(false, false, B, H, g3, dgh + gate_row, g3, s.w_hh.data<T>(), H, T(1), cp, H,
-                    kStepThreads);
+                    true);
   }
   Tensor dx, dh0, dw_ih, dw_hh, db_ih, db_hh;
   if (needs[0]) {  // dx = d_gi W_ih, all steps at once, back to [B, T, I]
@@ -174,7 +174,7 @@ Tensor gru_sequence(const Tensor& x, const Tensor& h0, const Tensor& w_ih, const
       T* gh = s.gh.data<T>() + (record ? t * B * g3 : 0);
       const T* h = hs + t * B * H;
       project<T>(h, B, H, s.w_hh.data<T>(), transpose_once ? whh_t.data<T>() : nullptr, bhh_d,
-                 gh, g3, kStepThreads);
+                 gh, g3, true);
       kernels::gru_gates_forward(gi + t * B * g3, gh, h, hs + (t + 1) * B * H, usize(B),
                                  usize(H));
     }
