@@ -23,7 +23,7 @@ LayerShape layer_shape(const ModelConfig& c, const SegmentWork& seg) {
           "gives cached positions, got ", seg.cached, " for memory '", to_string(c.memory), "'");
   LayerShape l{};
   l.b = seg.batch;
-  l.s = seg.tokens + (c.memory == MemoryKind::rnn ? 1 : 0);
+  l.s = seg.tokens + (c.memory == MemoryKind::rnn && seg.memory_token ? 1 : 0);
   l.k = seg.cached + l.s;
   l.d = c.d_model;
   l.w = c.n_head * c.d_head;

@@ -20,7 +20,8 @@ namespace crt::model {
 // Symbols: B batch, T tokens in the segment, d = d_model, W = n_head * d_head (attention
 // width), h = n_head, F = d_inner, L = n_layer, V = vocab, P = cached positions (Transformer-XL;
 // 0 on a stream's first segment, min(mem_len, tokens seen) afterwards).
-// S = T + 1 for CRT (the memory token at position 0), S = T otherwise; K = P + S keys.
+// S = T + 1 for CRT (the memory token at position 0; S = T on a stream's first segment, which
+// has no memory yet), S = T otherwise; K = P + S keys.
 // pairs = S * P + S (S + 1) / 2   (causal: query i sees the P cached keys and keys 0..i).
 //
 // Forward, per layer:
@@ -73,6 +74,7 @@ struct SegmentWork {
   std::int64_t batch = 1;
   std::int64_t tokens = 1;   // T
   std::int64_t cached = 0;   // Transformer-XL: cached positions attended to
+  bool memory_token = true;  // CRT: the memory token is prepended (not on a stream's first segment)
   bool training = false;     // with dropatt > 0, training uses the unfused (all-pairs) attention
   OutputWork output;
 };

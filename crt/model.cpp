@@ -108,7 +108,8 @@ StreamState LanguageModel::initial_state(std::int64_t batch) const {
   require(batch >= 1, kOp, "batch must be >= 1, got ", batch);
   StreamState s;
   s.batch = batch;
-  if (config_.memory == MemoryKind::rnn) s.memory = Tensor::zeros({batch, config_.d_model}, dtype());
+  // CRT's memory stays undefined until a segment has made one: the first segment carries no
+  // memory token (see forward).
   if (config_.position == PositionEncoding::rnn && config_.pos_rnn_carry)
     s.position_state = Tensor::zeros({batch, config_.d_model}, dtype());
   if (config_.memory == MemoryKind::cache) s.cache.resize(std::size_t(config_.n_layer));
@@ -153,14 +154,25 @@ Tensor LanguageModel::forward(const std::vector<std::int32_t>& ids, std::int64_t
   Tensor z = embed(ids, batch, t, state, ctx);
   const bool rnn_memory = c.memory == MemoryKind::rnn;
   Tensor memory_in = state.memory;
-  if (rnn_memory && grad_enabled() && !memory_in.requires_grad() && state.memory_inputs.defined()) {
+  if (rnn_memory && grad_enabled() && memory_in.defined() && !memory_in.requires_grad() &&
+      state.memory_inputs.defined()) {
     // The memory arrives cut from the graph (truncated BPTT). Replaying the update that made
-    // it, from its detached inputs, gives the memory RNN a gradient from this segment's loss:
-    // gradients reach one memory update back (and no further). Same values, by determinism.
-    const Tensor replay = memory_rnn_->sequence(state.memory_inputs, state.memory_before);
-    memory_in = replay.narrow(1, replay.size(1) - 1, 1).squeeze(1);
+    // it, from its detached inputs, gives the memory RNN a gradient from this segment's loss
+    // (one memory update back, no further). The replay runs with the weights of this step,
+    // which the last optimiser step changed, so its value differs from the memory the stream
+    // carried: the forward value stays the carried memory, and only the gradient path goes
+    // through the replay (replay - replay.detach() is exactly zero and has the replay's
+    // gradient).
+    const Tensor states = memory_rnn_->sequence(state.memory_inputs, state.memory_before);
+    const Tensor replay = states.narrow(1, states.size(1) - 1, 1).squeeze(1);
+    memory_in = add(memory_in, sub(replay, replay.detach()));
   }
-  if (rnn_memory) z = concat({memory_in.unsqueeze(1), z}, 1);  // memory at position 0
+  // The memory token at position 0. A stream's first segment has no memory yet and runs
+  // without one: a zero token there would reach every post-LN LayerNorm with zero variance,
+  // which scales its gradient by 1 / sqrt(eps) per layer (first-step gradient norms in the
+  // thousands, against about 1 for the other models).
+  const bool memory_token = rnn_memory && memory_in.defined();
+  if (memory_token) z = concat({memory_in.unsqueeze(1), z}, 1);
 
   const bool cache = c.memory == MemoryKind::cache;
   Tensor pos_emb;
@@ -187,15 +199,17 @@ Tensor LanguageModel::forward(const std::vector<std::int32_t>& ids, std::int64_t
       state.cache[l] = all.narrow(1, all.size(1) - keep, keep).contiguous();
     }
   }
-  Tensor y = rnn_memory ? z.narrow(1, 1, t) : z;
+  Tensor y = memory_token ? z.narrow(1, 1, t) : z;
   if (rnn_memory) {
     // The memory RNN reads the segment's final-layer outputs token by token, starting from
-    // the previous memory; its last state is the next memory (kept in the graph for BPTT).
-    const Tensor states = memory_rnn_->sequence(y, memory_in);
+    // the previous memory (zeros on the first segment); its last state is the next memory
+    // (kept in the graph for BPTT).
+    const Tensor h0 = memory_token ? memory_in : Tensor::zeros({batch, c.d_model}, dtype());
+    const Tensor states = memory_rnn_->sequence(y, h0);
     state.memory = states.narrow(1, t - 1, 1).squeeze(1);
     if (grad_enabled()) {
       state.memory_inputs = y.detach();
-      state.memory_before = memory_in.detach();
+      state.memory_before = h0.detach();
     } else {
       state.memory_inputs = Tensor();
       state.memory_before = Tensor();
@@ -220,9 +234,17 @@ NamedTensors LanguageModel::buffers() const {
   return out;
 }
 
+std::vector<Tensor> LanguageModel::gradient_tensors() const {
+  std::vector<Tensor> out;
+  for (const auto& [name, t] : parameters_) out.push_back(t);
+  for (const auto& [name, t] : buffers())
+    if (t.requires_grad()) out.push_back(t);
+  return out;
+}
+
 std::int64_t LanguageModel::parameter_count() const {
   std::int64_t n = 0;
-  for (const auto& [name, t] : parameters_) n += t.numel();
+  for (const Tensor& t : gradient_tensors()) n += t.numel();
   return n;
 }
 

@@ -22,7 +22,7 @@ namespace crt::model {
 // Per-stream state carried from one segment to the next.
 struct StreamState {
   std::int64_t batch = 0;
-  Tensor memory;               // CRT: [B, d]
+  Tensor memory;               // CRT: [B, d]; undefined before the first segment
   // CRT training only: the last segment's memory-RNN inputs [B, T, d] and starting memory
   // [B, d], detached. The next training forward replays that memory update with a graph, so
   // that even one-segment truncated BPTT trains the memory RNN (see LanguageModel::forward).
@@ -61,6 +61,11 @@ class LanguageModel {
   const NamedTensors& parameters() const { return parameters_; }
   // Non-trainable state that checkpoints must carry (NCGRU matrices and their optimiser).
   NamedTensors buffers() const;
+  // Every tensor that backward gives a gradient to: the parameters and the NCGRU's U_c (trained
+  // through its own A-update after the step). Global-norm clipping scales all of them.
+  std::vector<Tensor> gradient_tensors() const;
+  // Numbers in gradient_tensors(): an NCGRU's U_c counts as its d x d entries, as the paper's
+  // (12 + 8L) d^2 counts each RNN's recurrent matrices (paper.md 5.1).
   std::int64_t parameter_count() const;
   // Hooks around an optimiser step (the NCGRU's orthogonal update).
   void before_step();

@@ -48,7 +48,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 void TrainOptions::validate() const {
   require(steps >= 1, kOp, "steps must be >= 1, got ", steps);
   require(batch >= 1, kOp, "batch must be >= 1, got ", batch);
-  require(bptt_segments >= 1, kOp, "bptt_segments must be >= 1, got ", bptt_segments);
+  require(bptt_segments >= 0, kOp, "bptt_segments must be >= 1 (or 0 for the model's default), got ",
+          bptt_segments);
   require(std::isfinite(lr) && lr > 0, kOp, "lr must be positive, got ", lr);
   require(warmup >= 0 && warmup <= steps, kOp, "warmup must be in [0, steps], got ", warmup);
   require(min_lr >= 0 && min_lr <= lr, kOp, "min_lr must be in [0, lr], got ", min_lr);
@@ -67,14 +68,28 @@ std::map<std::string, std::string> TrainOptions::to_metadata() const {
           {"train.clip", format_double(clip)}};
 }
 
+std::int64_t default_bptt_segments(const ModelConfig& config) {
+  return config.memory == MemoryKind::rnn ? 2 : 1;
+}
+
+namespace {
+TrainOptions resolved(const TrainOptions& options, const ModelConfig& config) {
+  options.validate();
+  TrainOptions o = options;
+  if (o.bptt_segments == 0) o.bptt_segments = default_bptt_segments(config);
+  return o;
+}
+}  // namespace
+
 Trainer::Trainer(LanguageModel& model, std::vector<std::int32_t> train_tokens,
                  const TrainOptions& options)
     : model_(model),
-      options_((options.validate(), options)),
+      options_(resolved(options, model.config())),
       stream_(std::move(train_tokens), int(options.batch)),
       state_(model.initial_state(options.batch)),
       schedule_(options.lr, options.warmup, options.steps, options.min_lr) {
   for (const auto& [name, t] : model_.parameters()) params_.push_back(t);
+  clipped_ = model_.gradient_tensors();
   AdamOptions adam;
   adam.lr = options.lr;
   adam.weight_decay = options.weight_decay;
@@ -108,7 +123,7 @@ StepStats Trainer::step() {
   stats.loss = loss.item();
   require(std::isfinite(stats.loss), kOp, "loss is ", stats.loss, " at step ",
           optimizer_->step_count() + 1, "; stopping before the parameters are corrupted");
-  stats.grad_norm = options_.clip > 0 ? clip_grad_norm(params_, options_.clip) : 0.0;
+  stats.grad_norm = options_.clip > 0 ? clip_grad_norm(clipped_, options_.clip) : 0.0;
   stats.lr = schedule_.lr_at(optimizer_->step_count());
   optimizer_->set_lr(stats.lr);
   optimizer_->step();
@@ -155,7 +170,12 @@ void Trainer::load(const std::string& path) {
     require(file.contains(name), kOp, "'", path, "' lacks stream state '", name, "'");
     assign_tensor(t, file.get(name), name, path);
   }
-  // Optional parts: the CRT memory update to replay, and the XL cache (empty at first).
+  // Optional parts: the CRT memory (none before the first segment) and the update to replay,
+  // and the XL cache (empty at first).
+  if (file.contains("state.memory")) {
+    state.memory = Tensor::zeros({options_.batch, model_.config().d_model}, model_.dtype());
+    assign_tensor(state.memory, file.get("state.memory"), "state.memory", path);
+  }
   if (file.contains("state.memory_inputs")) state.memory_inputs = file.get("state.memory_inputs").contiguous();
   if (file.contains("state.memory_before")) state.memory_before = file.get("state.memory_before").contiguous();
   for (std::size_t l = 0; l < state.cache.size(); ++l) {

@@ -20,7 +20,12 @@ namespace crt::model {
 struct TrainOptions {
   std::int64_t steps = 1000;       // optimiser steps in the whole run (sets the cosine length)
   std::int64_t batch = 16;
-  std::int64_t bptt_segments = 1;  // segments per optimiser step; gradients cross them
+  // Segments per optimiser step (truncated BPTT depth). CRT's memory keeps its graph across
+  // them, so the loss of segment k reaches the k - 1 segments before it through the memory
+  // (and, through the replayed memory update, one more); the Transformer's segments are
+  // independent, and Transformer-XL's cache is never differentiated. 0: the model's default,
+  // default_bptt_segments().
+  std::int64_t bptt_segments = 0;
   double lr = 2.5e-4;
   std::int64_t warmup = 0;
   double min_lr = 0.0;
@@ -38,6 +43,11 @@ struct StepStats {
   std::int64_t tokens = 0;
   double seconds = 0;
 };
+
+// The BPTT depth a model trains with unless told otherwise: 2 for CRT (the paper trains "by
+// passing gradients through the memory vector to the previous segments", paper.md 2.6, so at
+// least one segment boundary is crossed), 1 for the Transformer and Transformer-XL.
+std::int64_t default_bptt_segments(const ModelConfig& config);
 
 class Trainer {
  public:
@@ -63,7 +73,8 @@ class Trainer {
   StreamState state_;
   std::unique_ptr<AdamW> optimizer_;
   WarmupCosineLR schedule_;
-  std::vector<Tensor> params_;
+  std::vector<Tensor> params_;   // what AdamW updates
+  std::vector<Tensor> clipped_;  // what global-norm clipping scales (params_ and NCGRU U_c)
   data::Segment segment_;
   std::map<std::string, std::string> metadata_;
 };

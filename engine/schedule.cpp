@@ -60,8 +60,8 @@ WarmupCosineLR::WarmupCosineLR(double base, std::int64_t warmup_steps, std::int6
 double WarmupCosineLR::lr_at(std::int64_t step) const {
   require_step(step, "WarmupCosineLR");
   if (step < warmup_) return warmup_rate(base_, warmup_, step);
-  if (step + 1 >= total_) return min_lr_;
-  const double progress = double(step + 1 - warmup_) / double(total_ - warmup_);
+  if (step >= total_) return min_lr_;
+  const double progress = double(step - warmup_) / double(total_ - warmup_);
   return min_lr_ + (base_ - min_lr_) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
 }
 

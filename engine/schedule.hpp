@@ -31,10 +31,12 @@ class WarmupLR {
   std::int64_t warmup_;
 };
 
-// Linear warm-up as WarmupLR, then cosine decay from base to min_lr (as in Transformer-XL):
-// with t = step + 1 > warmup_steps,
-//   lr = min_lr + (base - min_lr) * (1 + cos(pi * (t - warmup_steps) / (total_steps - warmup_steps))) / 2
-// which reaches min_lr at the last step (step total_steps - 1) and stays there after it.
+// Linear warm-up as WarmupLR, then cosine decay from base towards min_lr: for step >= warmup_steps,
+//   lr = min_lr + (base - min_lr) * (1 + cos(pi * (step - warmup_steps) / (total_steps - warmup_steps))) / 2
+// so the first update after warm-up runs at base and the last (step total_steps - 1) just above
+// min_lr, which is reached only after the run (and kept). Without warm-up this is Transformer-XL's
+// schedule (CosineAnnealingLR over max_step, stepped after each update); with warm-up, TXL's
+// cosine keeps counting from step 0, ours spans the steps after the warm-up.
 class WarmupCosineLR {
  public:
   WarmupCosineLR(double base, std::int64_t warmup_steps, std::int64_t total_steps,

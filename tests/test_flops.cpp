@@ -115,6 +115,7 @@ TEST_CASE("forward: closed form == engine tally for every model, segment length 
             seg.batch = batch;
             seg.tokens = t;
             seg.cached = c.memory == MemoryKind::cache ? std::min(c.mem_len, seen) : 0;
+            seg.memory_token = seen > 0;
             seg.output.tail_rows = tail_rows(c, targets);
             const bool log_probs = s == 2;  // last segment: the full distribution instead
             if (log_probs) seg.output.kind = OutputWork::Kind::log_probs;
@@ -159,6 +160,7 @@ TEST_CASE("training step: closed form == engine tally (Trainer::step, 1 and 2 BP
               seg.batch = batch;
               seg.tokens = next.len;
               seg.cached = c.memory == MemoryKind::cache ? std::min(c.mem_len, seen) : 0;
+              seg.memory_token = seen > 0;
               seg.output.tail_rows = tail_rows(c, next.targets);
               segments.push_back(seg);
               seen += next.len;

@@ -82,6 +82,10 @@ TEST_CASE("parameter counts match the paper's arithmetic (WikiText-103 base, pap
   CHECK(xl.parameter_count() == 151107538);
   const LanguageModel crt(wt103_base(ModelKind::crt));
   CHECK(crt.parameter_count() == 150439238);
+  // CRT-NCGRU: each cell has 6 d^2 weights (U_c included) and 4 d biases, 2 d fewer than a GRU.
+  ModelConfig nc = wt103_base(ModelKind::crt);
+  nc.rnn_cell = RnnCell::ncgru;
+  CHECK(LanguageModel(nc).parameter_count() == 150439238 - 2 * 2 * 410);
   // The absolute-position Transformer has no position parameters at all.
   const LanguageModel tr(wt103_base(ModelKind::transformer));
   CHECK(tr.parameter_count() == 151107538 - 16 * 410 * 410 - 820);
@@ -324,5 +328,109 @@ TEST_CASE("one-segment truncated BPTT still trains CRT's memory RNN (replayed me
       }
     CAPTURE(to_string(cell));
     CHECK(before != after);
+  }
+}
+
+TEST_CASE("CRT trains with gradients through the memory by default (BPTT depth 2)") {
+  CHECK(default_bptt_segments(tiny(ModelKind::crt)) == 2);
+  CHECK(default_bptt_segments(tiny(ModelKind::transformer)) == 1);
+  CHECK(default_bptt_segments(tiny(ModelKind::transformer_xl)) == 1);
+  ModelConfig no_memory = tiny(ModelKind::crt);
+  no_memory.memory = MemoryKind::none;
+  CHECK(default_bptt_segments(no_memory) == 1);
+  const auto data = tokens(400, 23, 8);
+  LanguageModel m(tiny(ModelKind::crt), 4);
+  Trainer t(m, data, TrainOptions{});
+  CHECK(t.options().bptt_segments == 2);
+  t.step();
+  CHECK(t.steps_done() == 1);
+}
+
+TEST_CASE("the replayed memory update changes gradients only: the forward value is the carried memory") {
+  for (RnnCell cell : {RnnCell::gru, RnnCell::ncgru}) {
+    CAPTURE(to_string(cell));
+    ModelConfig c = tiny(ModelKind::crt);
+    c.rnn_cell = cell;
+    LanguageModel m(c, 4);
+    StreamState s = m.initial_state(2);
+    (void)m.forward(tokens(10, 23, 1), 2, s, {});  // with a graph: the replay's inputs are kept
+    s.detach();
+    REQUIRE(s.memory_inputs.defined());
+    // An optimiser step changes the memory RNN's weights after the memory was carried.
+    {
+      NoGradGuard ng;
+      Generator g(3);
+      for (const auto& [name, p] : m.parameters())
+        if (name.rfind("memory_rnn", 0) == 0) {
+          Tensor live = p;
+          live.copy_(add(p, uniform(p.shape(), -0.2, 0.2, g, p.dtype())));
+        }
+    }
+    StreamState without_replay = s;
+    without_replay.memory_inputs = Tensor();
+    const auto ids = tokens(10, 23, 2);
+    const Tensor with = m.forward(ids, 2, s, {});
+    const Tensor plain = m.forward(ids, 2, without_replay, {});
+    CHECK(with.to_vector() == plain.to_vector());
+    // ... and the memory RNN still gets a gradient from this segment's loss through the replay.
+    m.loss(with, tokens(10, 23, 3)).backward();
+    double norm = 0;
+    for (const auto& [name, p] : m.parameters())
+      if (name.rfind("memory_rnn", 0) == 0 && p.grad().defined())
+        for (double v : p.grad().to_vector()) norm += v * v;
+    CHECK(norm > 0);
+  }
+}
+
+TEST_CASE("NCGRU's U_c is clipped with the parameters and counted in the parameter count") {
+  ModelConfig c = tiny(ModelKind::crt);
+  c.rnn_cell = RnnCell::ncgru;
+  LanguageModel m(c, 4);
+  const std::vector<Tensor> all = m.gradient_tensors();
+  std::vector<Tensor> u_c;
+  for (const auto& [name, t] : m.buffers())
+    if (t.requires_grad()) u_c.push_back(t);
+  REQUIRE(u_c.size() == 2);  // position and memory RNN
+  CHECK(all.size() == m.parameters().size() + 2);
+  std::int64_t n = 0;
+  for (const auto& [name, t] : m.parameters()) n += t.numel();
+  CHECK(m.parameter_count() == n + 2 * c.d_model * c.d_model);
+  // Two segments, so that the memory RNN's U_c gets a gradient too.
+  StreamState s = m.initial_state(2);
+  (void)m.forward(tokens(10, 23, 1), 2, s, {});
+  m.loss(m.forward(tokens(10, 23, 2), 2, s, {}), tokens(10, 23, 3)).backward();
+  auto norm_of = [](const std::vector<Tensor>& ts) {
+    double sq = 0;
+    for (const Tensor& t : ts)
+      if (t.grad().defined())
+        for (double v : t.grad().to_vector()) sq += v * v;
+    return std::sqrt(sq);
+  };
+  CHECK(norm_of(u_c) > 0);
+  const double total = norm_of(all);
+  CHECK(clip_grad_norm(all, total / 4) == doctest::Approx(total).epsilon(1e-5));
+  CHECK(norm_of(all) == doctest::Approx(total / 4).epsilon(1e-5));
+}
+
+TEST_CASE("first-step gradient norms are of one order for every model kind") {
+  // A zero memory token in front of the first segment reached every post-LN LayerNorm with
+  // zero variance; CRT's first gradient norms were then thousands of times the others'.
+  std::vector<ModelConfig> kinds = all_kinds();
+  ModelConfig no_memory = tiny(ModelKind::crt);
+  no_memory.memory = MemoryKind::none;
+  ModelConfig three = tiny(ModelKind::crt);
+  three.n_layer = 3;
+  kinds.push_back(no_memory);
+  kinds.push_back(three);
+  for (const ModelConfig& c : kinds) {
+    CAPTURE(c.summary());
+    LanguageModel m(c, 4);
+    TrainOptions o;
+    o.steps = 2;
+    o.batch = 4;
+    Trainer t(m, tokens(2000, c.vocab_size, 8), o);
+    const StepStats first = t.step(), second = t.step();
+    CHECK(first.grad_norm < 20);
+    CHECK(first.grad_norm < 10 * second.grad_norm);
   }
 }

@@ -431,21 +431,30 @@ TEST_CASE("schedules: warm-up then cosine decay to the minimum") {
   CHECK(sched.lr_at(0) == doctest::Approx(base / 10).epsilon(1e-12));
   CHECK(sched.lr_at(4) == doctest::Approx(base / 2).epsilon(1e-12));
   CHECK(sched.lr_at(9) == base);  // peak at the end of warm-up
-  // Cosine: t = step + 1 - warmup over 100 steps; the middle is the mean of base and min.
-  CHECK(sched.lr_at(59) == doctest::Approx((base + min_lr) / 2).epsilon(1e-12));
-  CHECK(sched.lr_at(10) == doctest::Approx(min_lr + (base - min_lr) * 0.5 * (1 + std::cos(std::numbers::pi / 100))).epsilon(1e-12));
-  CHECK(sched.lr_at(109) == min_lr);  // last step
-  CHECK(sched.lr_at(500) == min_lr);  // past the end
-  double previous = sched.lr_at(9);
+  // Cosine over the 100 steps after warm-up: the first runs at the peak, the middle at the mean
+  // of base and min, the last just above min, which holds after the run.
+  CHECK(sched.lr_at(10) == base);
+  CHECK(sched.lr_at(60) == doctest::Approx((base + min_lr) / 2).epsilon(1e-12));
+  CHECK(sched.lr_at(109) == doctest::Approx(min_lr + (base - min_lr) * 0.5 * (1 + std::cos(std::numbers::pi * 99 / 100))).epsilon(1e-12));
+  CHECK(sched.lr_at(109) > min_lr);
+  CHECK(sched.lr_at(110) == min_lr);  // past the end
+  CHECK(sched.lr_at(500) == min_lr);
+  // Without warm-up it is Transformer-XL's: update s runs at min + (base - min) (1 + cos(pi s / total)) / 2.
+  const WarmupCosineLR txl(base, 0, 1000, 0.0);
+  CHECK(txl.lr_at(0) == base);
+  CHECK(txl.lr_at(999) == doctest::Approx(base * 0.5 * (1 + std::cos(std::numbers::pi * 999 / 1000))).epsilon(1e-12));
+  CHECK(txl.lr_at(999) > 0.0);
+  double previous = sched.lr_at(10);
   bool decreasing = true;
-  for (std::int64_t s = 10; s < 110; ++s) {
+  for (std::int64_t s = 11; s < 110; ++s) {
     decreasing = decreasing && sched.lr_at(s) < previous;
     previous = sched.lr_at(s);
   }
   CHECK(decreasing);
-  const WarmupCosineLR no_warmup(1.0, 0, 4);  // t = 1..4 over 4 steps
-  CHECK(no_warmup.lr_at(0) == doctest::Approx(0.5 * (1 + std::cos(std::numbers::pi / 4))).epsilon(1e-12));
-  CHECK(no_warmup.lr_at(3) == 0.0);
+  const WarmupCosineLR no_warmup(1.0, 0, 4);  // progress 0, 1/4, 2/4, 3/4
+  CHECK(no_warmup.lr_at(0) == 1.0);
+  CHECK(no_warmup.lr_at(3) == doctest::Approx(0.5 * (1 + std::cos(3 * std::numbers::pi / 4))).epsilon(1e-12));
+  CHECK(no_warmup.lr_at(4) == 0.0);
 }
 
 TEST_CASE("schedules reject bad arguments") {

@@ -163,7 +163,9 @@ FlopRow flop_row(const BenchConfig& bc, const BenchModel& bm, std::int64_t seg, 
   row.bptt_segments = o.bptt;
   const std::vector<std::int32_t> tokens = zipf_tokens(infer_token_count(seg, o), bc.vocab, o.token_seed);
   const InferSegment s0 = infer_segment(tokens, seg, 0), s1 = infer_segment(tokens, seg, 1);
-  row.fwd_first_closed = model::forward_flops(c, loss_work(c, 1, seg, 0, s0.targets)).total();
+  model::SegmentWork first = loss_work(c, 1, seg, 0, s0.targets);
+  first.memory_token = false;  // a stream's first segment: no CRT memory yet
+  row.fwd_first_closed = model::forward_flops(c, first).total();
   row.fwd_closed =
       model::forward_flops(c, loss_work(c, 1, seg, std::min(c.mem_len, seg), s1.targets)).total();
   const std::vector<std::int32_t> train_tokens =

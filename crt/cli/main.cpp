@@ -228,7 +228,10 @@ int cmd_train(int argc, char** argv) {
       {"emb-dropout", "P", "embedding dropout", "0.1"},
       {"dropatt", "P", "attention-probability dropout", "0"},
       {"batch", "N", "batch columns", "16"},
-      {"bptt", "K", "segments per step; gradients flow through the memory across them", "1"},
+      {"bptt", "K",
+       "segments per step (truncated BPTT depth): CRT's loss on segment k reaches the k - 1 segments "
+       "before it through the memory; Transformer segments are independent, the XL cache is never "
+       "differentiated (default: 2 with a CRT memory, else 1)", ""},
       {"steps", "N", "optimiser steps (default: one epoch)", ""},
       {"epochs", "E", "epochs (used when --steps is not given)", "1"},
       {"lr", "LR", "peak learning rate (AdamW)", "0.00025"},
@@ -287,7 +290,7 @@ int cmd_train(int argc, char** argv) {
 
   crt::model::TrainOptions o;
   o.batch = a.integer("batch");
-  o.bptt_segments = a.integer("bptt");
+  o.bptt_segments = a.has("bptt") ? a.integer("bptt") : crt::model::default_bptt_segments(c);
   if (o.batch < 1 || o.bptt_segments < 1) throw UsageError("--batch and --bptt must be >= 1");
   if (a.has("steps")) {
     o.steps = a.integer("steps");
