@@ -1,6 +1,8 @@
 // Model checkpoints (see checkpoint.hpp).
 #include "crt/checkpoint.hpp"
 
+#include <cmath>
+#include <iostream>
 #include <set>
 
 #include "engine/autograd.hpp"
@@ -46,9 +48,27 @@ ModelConfig checkpoint_config(const SafetensorsFile& file) {
   }
 }
 
+void require_finite(const Tensor& t, const std::string& name, const std::string& path) {
+  const std::vector<double> v = t.to_vector();
+  std::int64_t bad = 0, first = -1;
+  for (std::size_t i = 0; i < v.size(); ++i)
+    if (!std::isfinite(v[i])) {
+      if (first < 0) first = std::int64_t(i);
+      ++bad;
+    }
+  require(bad == 0, kOp, "'", path, "': tensor '", name, "' has ", bad, " non-finite value",
+          bad == 1 ? "" : "s", " (NaN or infinity; the first at element ", first,
+          " of ", v.size(), "): the checkpoint is unusable (train from an earlier one)");
+}
+
 void assign_tensor(Tensor& dst, const Tensor& src, const std::string& name, const std::string& path) {
   require(dst.shape() == src.shape(), kOp, "'", path, "': tensor '", name, "' has shape ",
           src.shape(), " but the model expects ", dst.shape());
+  // One rule for dtypes: a checkpoint holds every model tensor in the model's own dtype (crt
+  // writes them so); a tensor stored in another is refused rather than converted.
+  require(dst.dtype() == src.dtype(), kOp, "'", path, "': tensor '", name, "' is stored as ",
+          dtype_name(src.dtype()), " but the model's is ", dtype_name(dst.dtype()));
+  require_finite(src, name, path);
   NoGradGuard no_grad;
   dst.copy_(src);
 }
@@ -70,6 +90,9 @@ void load_model_tensors(const SafetensorsFile& file, LanguageModel& model) {
     const bool model_part = name.rfind("param.", 0) == 0 || name.rfind("buffer.", 0) == 0;
     require(!model_part || expected.count(name), kOp, "'", file.path, "' has tensor '", name,
             "' that this model does not have");
+    const bool known = model_part || name.rfind("optim.", 0) == 0 || name.rfind("state.", 0) == 0;
+    if (!known)
+      std::cerr << "checkpoint '" << file.path << "': warning: ignoring unknown tensor '" << name << "'\n";
   }
   for (auto& [name, t] : live) assign_tensor(t, file.get(name), name, file.path);
 }

@@ -28,7 +28,11 @@ ModelConfig checkpoint_config(const SafetensorsFile& file);
 // a configuration mismatch, naming it.
 void load_model_tensors(const SafetensorsFile& file, LanguageModel& model);
 
-// Copies a tensor from a checkpoint into a live one (same shape), outside the graph.
+// Throws crt::Error naming the tensor and the file when `t` holds a NaN or an infinity.
+void require_finite(const Tensor& t, const std::string& name, const std::string& path);
+
+// Copies a tensor from a checkpoint into a live one (same shape and dtype, finite values),
+// outside the graph.
 void assign_tensor(Tensor& dst, const Tensor& src, const std::string& name, const std::string& path);
 
 }  // namespace crt::model

@@ -1,6 +1,8 @@
 // ModelConfig presets, validation and metadata round trip (see config.hpp).
 #include "crt/config.hpp"
 
+#include <unistd.h>
+
 #include <charconv>
 #include <sstream>
 
@@ -128,6 +130,19 @@ ModelConfig wt103_base(ModelKind kind) {
   return c;
 }
 
+std::string human_bytes(double bytes) {
+  std::ostringstream os;
+  os.precision(3);
+  if (bytes >= 1024.0 * 1024 * 1024) os << bytes / (1024.0 * 1024 * 1024) << " GiB";
+  else os << bytes / (1024.0 * 1024) << " MiB";
+  return os.str();
+}
+
+double memory_limit_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? double(pages) * double(page) : 1e18;
+}
+
 void ModelConfig::validate() const {
   const char* op = "ModelConfig";
   require(vocab_size >= 2, op, "vocab_size must be >= 2, got ", vocab_size);
@@ -153,8 +168,35 @@ void ModelConfig::validate() const {
   require(ncgru_neumann_order >= 1 && ncgru_neumann_order <= 3, op,
           "ncgru_neumann_order must be 1, 2 or 3, got ", ncgru_neumann_order);
   require(ncgru_exact_every >= 1, op, "ncgru_exact_every must be >= 1");
-  require(ncgru_negative_entries <= d_model, op, "ncgru_negative_entries (",
-          ncgru_negative_entries, ") exceeds d_model (", d_model, ")");
+  require(ncgru_negative_entries >= -1 && ncgru_negative_entries <= d_model, op,
+          "ncgru_negative_entries must be in [0, d_model = ", d_model, "] (or -1 for 10%), got ",
+          ncgru_negative_entries);
+  require(mem_len >= 0, op, "mem_len must be >= 0, got ", mem_len);
+  // Sizes before any allocation: a configuration that cannot fit fails here, naming the
+  // fields and the bytes, instead of in the allocator (or after minutes of filling memory).
+  require(n_layer <= kMaxLayers && d_model <= kMaxWidth && n_head <= kMaxWidth &&
+              d_head <= kMaxWidth && d_inner <= kMaxWidth && seg_len <= kMaxSegment &&
+              mem_len <= kMaxSegment,
+          op, "n_layer ", n_layer, ", d_model ", d_model, ", n_head ", n_head, ", d_head ", d_head,
+          ", d_inner ", d_inner, ", seg_len ", seg_len, " or mem_len ", mem_len,
+          " is beyond the supported range (layers <= ", kMaxLayers, ", widths <= ", kMaxWidth,
+          ", segment and cache lengths <= ", kMaxSegment, ")");
+  const double bytes = model_bytes_estimate();
+  const double limit = memory_limit_bytes();
+  require(bytes <= limit, op, "the model would need about ", human_bytes(bytes),
+          " for its weights (vocab_size ", vocab_size, ", d_model ", d_model, ", n_layer ", n_layer,
+          ", d_inner ", d_inner, ", seg_len + mem_len ", seg_len + mem_len, "), more than the ",
+          human_bytes(limit), " of memory here");
+}
+
+double ModelConfig::model_bytes_estimate() const {
+  const double d = double(d_model), w = double(n_head) * double(d_head), f = double(d_inner);
+  const double per_layer = 4 * d * w + 2 * d * f + w * d;  // q, k, v, out, feed-forward, r_net
+  const double rnns = 2 * 6 * d * d;
+  const double tables = (double(seg_len) + double(mem_len)) * d;  // position tables
+  const double params = double(vocab_size) * d * (tie_embeddings ? 1 : 2) + double(n_layer) * per_layer +
+                        rnns + tables;
+  return params * 4.0;  // f32
 }
 
 std::map<std::string, std::string> ModelConfig::to_metadata() const {
@@ -191,6 +233,15 @@ std::map<std::string, std::string> ModelConfig::to_metadata() const {
   return m;
 }
 
+namespace {
+// A 0/1 metadata flag; anything else is refused, naming the key.
+bool parse_flag(const std::map<std::string, std::string>& meta, const std::string& key) {
+  const std::string& v = get(meta, key);
+  require(v == "0" || v == "1", "ModelConfig", "metadata '", key, "' must be 0 or 1, got '", v, "'");
+  return v == "1";
+}
+}  // namespace
+
 ModelConfig ModelConfig::from_metadata(const std::map<std::string, std::string>& meta) {
   ModelConfig c;
   c.kind = parse_model_kind(get(meta, "crt.kind"));
@@ -205,10 +256,10 @@ ModelConfig ModelConfig::from_metadata(const std::map<std::string, std::string>&
   c.position = parse_position(get(meta, "crt.position"));
   c.memory = parse_memory(get(meta, "crt.memory"));
   c.rnn_cell = parse_rnn_cell(get(meta, "crt.rnn_cell"));
-  c.pos_rnn_residual = parse_int(meta, "crt.pos_rnn_residual") != 0;
-  c.pos_rnn_carry = parse_int(meta, "crt.pos_rnn_carry") != 0;
-  c.pre_ln = parse_int(meta, "crt.pre_ln") != 0;
-  c.tie_embeddings = parse_int(meta, "crt.tie_embeddings") != 0;
+  c.pos_rnn_residual = parse_flag(meta, "crt.pos_rnn_residual");
+  c.pos_rnn_carry = parse_flag(meta, "crt.pos_rnn_carry");
+  c.pre_ln = parse_flag(meta, "crt.pre_ln");
+  c.tie_embeddings = parse_flag(meta, "crt.tie_embeddings");
   c.adaptive_cutoffs.clear();
   const std::string& cut = get(meta, "crt.adaptive_cutoffs");
   std::size_t pos = 0;

@@ -50,8 +50,16 @@ struct ModelConfig {
   std::int64_t ncgru_neumann_order = 2;
   std::int64_t ncgru_exact_every = 100;
 
-  // Throws crt::Error naming the first inconsistent field.
+  // Throws crt::Error naming the first inconsistent field, or a model whose weights would
+  // not fit in this machine's memory.
   void validate() const;
+  // Bytes of the weights and position tables (f32), from the widths alone.
+  double model_bytes_estimate() const;
+  // Range limits of the shape fields (far above any model this engine trains; they keep
+  // products of fields inside 64-bit integers).
+  static constexpr std::int64_t kMaxLayers = 4096;
+  static constexpr std::int64_t kMaxWidth = 1 << 20;
+  static constexpr std::int64_t kMaxSegment = 1 << 20;
   // Checkpoint metadata form ("crt.<field>" -> value) and back. from_metadata throws on a
   // missing or malformed field, naming it.
   std::map<std::string, std::string> to_metadata() const;
@@ -60,6 +68,11 @@ struct ModelConfig {
   std::string summary() const;
   bool operator==(const ModelConfig&) const = default;
 };
+
+// The machine's physical memory in bytes (the limit for size checks before allocating).
+double memory_limit_bytes();
+// "1.5 GiB" / "300 MiB".
+std::string human_bytes(double bytes);
 
 // Presets: kind-specific defaults (position, memory) over the given widths.
 ModelConfig preset(ModelKind kind, std::int64_t n_layer = 3, std::int64_t d_model = 256,

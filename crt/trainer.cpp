@@ -2,6 +2,8 @@
 #include "crt/trainer.hpp"
 
 #include <chrono>
+#include <limits>
+#include <set>
 #include <cmath>
 #include <sstream>
 
@@ -53,8 +55,8 @@ void TrainOptions::validate() const {
   require(std::isfinite(lr) && lr > 0, kOp, "lr must be positive, got ", lr);
   require(warmup >= 0 && warmup <= steps, kOp, "warmup must be in [0, steps], got ", warmup);
   require(min_lr >= 0 && min_lr <= lr, kOp, "min_lr must be in [0, lr], got ", min_lr);
-  require(weight_decay >= 0, kOp, "weight_decay must be >= 0, got ", weight_decay);
-  require(clip >= 0, kOp, "clip must be >= 0 (0 disables), got ", clip);
+  require(weight_decay >= 0 && weight_decay <= 1, kOp, "weight_decay must be in [0, 1], got ", weight_decay);
+  require(std::isfinite(clip) && clip >= 0, kOp, "clip must be finite and >= 0 (0 disables), got ", clip);
 }
 
 std::map<std::string, std::string> TrainOptions::to_metadata() const {
@@ -123,7 +125,15 @@ StepStats Trainer::step() {
   stats.loss = loss.item();
   require(std::isfinite(stats.loss), kOp, "loss is ", stats.loss, " at step ",
           optimizer_->step_count() + 1, "; stopping before the parameters are corrupted");
-  stats.grad_norm = options_.clip > 0 ? clip_grad_norm(clipped_, options_.clip) : 0.0;
+  // The global norm is computed (and checked finite) even when clipping is off.
+  try {
+    stats.grad_norm = clip_grad_norm(clipped_, options_.clip > 0 ? options_.clip
+                                                                  : std::numeric_limits<double>::max());
+  } catch (const Error&) {
+    throw Error(format_error(kOp, "a gradient is non-finite at step ", optimizer_->step_count() + 1,
+                             " (loss ", stats.loss, "): first in '", first_nonfinite_gradient(),
+                             "'; stopping before the parameters are changed"));
+  }
   stats.lr = schedule_.lr_at(optimizer_->step_count());
   optimizer_->set_lr(stats.lr);
   optimizer_->step();
@@ -132,6 +142,18 @@ StepStats Trainer::step() {
   stats.tokens = tokens;
   stats.seconds = seconds_since(t0);
   return stats;
+}
+
+std::string Trainer::first_nonfinite_gradient() const {
+  for (const auto& [name, t] : model_.parameters())
+    if (t.grad().defined())
+      for (double v : t.grad().to_vector())
+        if (!std::isfinite(v)) return name;
+  for (const auto& [name, t] : model_.buffers())
+    if (t.requires_grad() && t.grad().defined())
+      for (double v : t.grad().to_vector())
+        if (!std::isfinite(v)) return name;
+  return "(none found)";
 }
 
 void Trainer::save(const std::string& path) const {
@@ -176,12 +198,26 @@ void Trainer::load(const std::string& path) {
     state.memory = Tensor::zeros({options_.batch, model_.config().d_model}, model_.dtype());
     assign_tensor(state.memory, file.get("state.memory"), "state.memory", path);
   }
-  if (file.contains("state.memory_inputs")) state.memory_inputs = file.get("state.memory_inputs").contiguous();
-  if (file.contains("state.memory_before")) state.memory_before = file.get("state.memory_before").contiguous();
-  for (std::size_t l = 0; l < state.cache.size(); ++l) {
-    const std::string name = "state.cache." + std::to_string(l);
-    if (file.contains(name)) state.cache[l] = file.get(name).contiguous();
-  }
+  std::set<std::string> known = {"state.memory", "state.memory_inputs", "state.memory_before", "state.position"};
+  for (std::size_t l = 0; l < state.cache.size(); ++l) known.insert("state.cache." + std::to_string(l));
+  for (const auto& [name, t] : file.tensors)
+    require(name.rfind("state.", 0) != 0 || known.count(name), kOp, "'", path, "' has stream state '",
+            name, "' that this model does not have (", model_.config().n_layer, " layers, memory ",
+            to_string(model_.config().memory), ")");
+  auto optional_state = [&](const std::string& name, Tensor& dst) {
+    if (!file.contains(name)) return;
+    const Tensor& src = file.get(name);
+    require(src.dim() >= 1 && src.size(0) == options_.batch && src.dtype() == model_.dtype(), kOp, "'",
+            path, "': stream state '", name, "' has shape ", src.shape(), " and dtype ",
+            dtype_name(src.dtype()), "; this run needs batch ", options_.batch, " in ",
+            dtype_name(model_.dtype()));
+    require_finite(src, name, path);
+    dst = src.contiguous();
+  };
+  optional_state("state.memory_inputs", state.memory_inputs);
+  optional_state("state.memory_before", state.memory_before);
+  for (std::size_t l = 0; l < state.cache.size(); ++l)
+    optional_state("state.cache." + std::to_string(l), state.cache[l]);
   load_model_tensors(file, model_);  // checks the configuration before touching anything
   optimizer_->load_state(optim);
   stream_.seek(position);

@@ -67,6 +67,9 @@ class Trainer {
   void set_metadata(std::map<std::string, std::string> metadata) { metadata_ = std::move(metadata); }
 
  private:
+  // The name of the first parameter (or NCGRU U_c) whose gradient holds a NaN or infinity.
+  std::string first_nonfinite_gradient() const;
+
   LanguageModel& model_;
   TrainOptions options_;
   data::BatchStream stream_;

@@ -111,6 +111,9 @@ bool is_token_separator(char c) { return c == ' ' || c == '\t' || c == '\r' || c
 std::string read_file_bytes(const fs::path& file) {
     std::error_code status_error;
     if (fs::is_directory(file, status_error)) throw DataError("cannot read " + quoted(file) + ": it is a directory");
+    // Only regular files: a FIFO would block and a device such as /dev/zero never ends.
+    if (fs::exists(file, status_error) && !fs::is_regular_file(file, status_error))
+        throw DataError("cannot read " + quoted(file) + ": not a regular file (a FIFO, device or socket)");
     errno = 0;
     std::unique_ptr<std::FILE, FileCloser> handle(std::fopen(file.string().c_str(), "rb"));
     if (!handle) {
@@ -451,6 +454,7 @@ Corpus load_corpus(std::string_view name, const fs::path& data_dir, const LoadOp
         }
     }
     corpus.name = std::string(layout->name);
+    corpus.checksums_verified = manifest.has_value();
     return corpus;
 }
 

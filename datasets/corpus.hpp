@@ -57,6 +57,9 @@ struct Corpus {
     TokenLevel level = TokenLevel::word;
     Vocabulary vocab;
     std::vector<std::int32_t> train, valid, test;
+    // load_corpus: whether the files were checked against the folder's SHA256SUMS (false when
+    // the folder has none, or checks were turned off).
+    bool checksums_verified = false;
 };
 
 struct LoadOptions {

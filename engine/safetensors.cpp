@@ -1,13 +1,20 @@
 // safetensors save/load. Save: JSON header padded to 8 bytes, tensors sorted by name and packed
-// without gaps, written to "<path>.tmp.<pid>", fsynced and renamed over <path>. Load: every field
+// without gaps, written to a temporary file created exclusively next to <path>
+// ("<path>.tmp.<pid>.<random>"), fsynced, renamed over <path>, and the directory fsynced. Load: every field
 // and offset is checked against the file size before any tensor data is read.
 #include "engine/safetensors.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -62,6 +69,14 @@ class FileDescriptor {
   }
   FileDescriptor(const FileDescriptor&) = delete;
   FileDescriptor& operator=(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(FileDescriptor&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = other.fd_;
+      other.fd_ = -1;
+    }
+    return *this;
+  }
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
   int close() {
@@ -89,6 +104,37 @@ class TempFileGuard {
   std::string path_;
   bool armed_ = true;
 };
+
+// Temporary files are "<path>.tmp.<pid>.<random>"; a writer killed mid-save leaves one behind.
+constexpr int kTempNameAttempts = 16;  // fresh names tried before giving up on EEXIST
+
+std::string temp_name(const std::string& path) {
+  static std::atomic<std::uint64_t> counter{0};
+  const std::uint64_t mix = std::uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+                            (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull) ^ std::random_device{}();
+  char suffix[17];
+  std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(mix));
+  return path + ".tmp." + std::to_string(::getpid()) + "." + suffix;
+}
+
+// Removes "<path>.tmp.<pid>.*" (and the older "<path>.tmp.<pid>") whose writing process is gone.
+void remove_stale_temporaries(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path dir = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+  const std::string prefix = target.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string rest = name.substr(prefix.size());
+    const std::size_t digits = rest.find_first_not_of("0123456789");
+    if (digits == 0 || rest.empty() || (digits != std::string::npos && rest[digits] != '.')) continue;
+    const long pid = std::strtol(rest.substr(0, digits).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == long(::getpid())) continue;
+    if (::kill(pid_t(pid), 0) != 0 && errno == ESRCH) ::unlink(it->path().c_str());
+  }
+}
 
 void write_all(int fd, const unsigned char* data, std::size_t bytes, const std::string& path,
                const std::string& temp_path) {
@@ -282,9 +328,16 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   store_u64_le(prefix.data(), header.size());
   std::memcpy(prefix.data() + 8, header.data(), header.size());
 
-  // Temporary file next to the target, so that rename() is atomic.
-  const std::string temp_path = path + ".tmp." + std::to_string(::getpid());
-  FileDescriptor file(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666));
+  // Temporary file next to the target, so that rename() is atomic: created exclusively under a
+  // fresh random name, never through a link planted in its place.
+  remove_stale_temporaries(path);
+  std::string temp_path;
+  FileDescriptor file(-1);
+  for (int attempt = 0; attempt < kTempNameAttempts && !file.valid(); ++attempt) {
+    temp_path = temp_name(path);
+    file = FileDescriptor(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666));
+    if (!file.valid() && errno != EEXIST) break;
+  }
   if (!file.valid())
     throw Error(format_error(op, "cannot create temporary file '", temp_path, "' for '", path, "': ", os_error(errno)));
   TempFileGuard guard(temp_path);
@@ -320,11 +373,13 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
-  FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below as not regular.
+  FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (!file.valid()) load_fail(path, "cannot open: ", os_error(errno));
   struct stat info {};
   if (::fstat(file.get(), &info) != 0) load_fail(path, "cannot stat: ", os_error(errno));
   if (!S_ISREG(info.st_mode)) load_fail(path, "not a regular file");
+  ::fcntl(file.get(), F_SETFL, ::fcntl(file.get(), F_GETFL) & ~O_NONBLOCK);
   const auto file_size = static_cast<std::uint64_t>(info.st_size);
 
   if (file_size < 8)

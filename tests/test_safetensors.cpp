@@ -417,6 +417,39 @@ TEST_CASE("safetensors: a failing save leaves the old file intact and no tempora
   CHECK_FALSE(has_temp_files(dir.path()));
 }
 
+TEST_CASE("safetensors: the temporary file never follows a planted link; stale ones are removed") {
+  TempDir dir;
+  const std::string path = dir.file("model.safetensors");
+  const std::string victim = dir.file("victim.txt");
+  { std::ofstream(victim) << "do not overwrite"; }
+  // Links planted at every name an older writer of this process would have used.
+  const std::string planted = path + ".tmp." + std::to_string(::getpid());
+  REQUIRE(::symlink(victim.c_str(), planted.c_str()) == 0);
+  save_safetensors(path, sample_tensors());
+  CHECK(read_bytes(victim) == "do not overwrite");
+  CHECK(fs::is_regular_file(fs::symlink_status(path)));  // the target is the file, not the link
+  CHECK(load_safetensors(path).tensors.size() == 3);
+  CHECK(fs::is_symlink(fs::symlink_status(planted)));  // left alone: its name is this live process's
+  // A temporary file of a process that is gone (kill -9 mid-save) is removed by the next save;
+  // one of a live process is not (pid 1 always exists).
+  const std::string dead = path + ".tmp.999999999.0123456789abcdef";
+  const std::string live = path + ".tmp.1.0123456789abcdef";
+  const std::string other = dir.file("other.safetensors.tmp.999999999.00");
+  for (const std::string& f : {dead, live, other}) std::ofstream(f) << "partial";
+  save_safetensors(path, sample_tensors());
+  CHECK_FALSE(fs::exists(dead));
+  CHECK(fs::exists(live));
+  CHECK(fs::exists(other));  // another file's temporaries are not ours to remove
+}
+
+TEST_CASE("safetensors: a FIFO or a directory is refused at once, not read") {
+  TempDir dir;
+  const std::string fifo = dir.file("pipe.safetensors");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  expect_error([&] { (void)load_safetensors(fifo); }, {fifo, "not a regular file"});
+  expect_error([&] { (void)load_safetensors(dir.path().string()); }, {"not a regular file"});
+}
+
 TEST_CASE("safetensors: save refuses bad names and tensors") {
   TempDir dir;
   const std::string path = dir.file("bad.safetensors");

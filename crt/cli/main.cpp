@@ -1,8 +1,13 @@
 // The `crt` command-line tool: train, eval, generate and info, written on the public API
 // (crt/api.hpp). Bad arguments print a usage error and exit with status 2.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -16,6 +21,7 @@
 #include "crt/api.hpp"
 #include "datasets/corpus.hpp"
 #include "engine/error.hpp"
+#include "engine/json.hpp"
 
 namespace {
 
@@ -74,27 +80,38 @@ class Args {
     if (it != values_.end()) return it->second;
     return find(name)->default_value;
   }
-  std::int64_t integer(const std::string& name) const {
+  // An integer flag in [lo, hi]; anything else (a fraction, a number out of range, text, an
+  // empty string) is a usage error naming the flag and the range.
+  std::int64_t integer(const std::string& name, std::int64_t lo, std::int64_t hi) const {
     const std::string s = str(name);
+    long long v = 0;
+    std::size_t used = 0;
     try {
-      std::size_t used = 0;
-      const long long v = std::stoll(s, &used);
-      if (used != s.size()) throw std::invalid_argument(s);
-      return v;
+      v = std::stoll(s, &used);
     } catch (const std::exception&) {
-      throw UsageError("option '--" + name + "' needs an integer, got '" + s + "'");
+      used = 0;
     }
+    if (s.empty() || used != s.size() || v < lo || v > hi)
+      throw UsageError("option '--" + name + "' needs an integer in [" + std::to_string(lo) + ", " +
+                       std::to_string(hi) + "], got '" + s + "'");
+    return v;
   }
-  double real(const std::string& name) const {
+  // A finite number in [lo, hi].
+  double real(const std::string& name, double lo, double hi) const {
     const std::string s = str(name);
+    double v = 0;
+    std::size_t used = 0;
     try {
-      std::size_t used = 0;
-      const double v = std::stod(s, &used);
-      if (used != s.size() || !std::isfinite(v)) throw std::invalid_argument(s);
-      return v;
+      v = std::stod(s, &used);
     } catch (const std::exception&) {
-      throw UsageError("option '--" + name + "' needs a number, got '" + s + "'");
+      used = 0;
     }
+    if (s.empty() || used != s.size() || !std::isfinite(v) || v < lo || v > hi) {
+      std::ostringstream os;
+      os << "option '--" << name << "' needs a number in [" << lo << ", " << hi << "], got '" << s << "'";
+      throw UsageError(os.str());
+    }
+    return v;
   }
 
   std::string usage() const {
@@ -120,6 +137,15 @@ class Args {
   std::vector<OptionSpec> specs_;
   std::map<std::string, std::string> values_;
 };
+
+// Flag ranges: far beyond any real run, small enough that products of them stay in 64 bits.
+constexpr std::int64_t kMaxThreads = 1024;
+constexpr std::int64_t kMaxWidth = crt::model::ModelConfig::kMaxWidth;
+constexpr std::int64_t kMaxLayers = crt::model::ModelConfig::kMaxLayers;
+constexpr std::int64_t kMaxSegment = crt::model::ModelConfig::kMaxSegment;
+constexpr std::int64_t kMaxBatch = 1 << 20;
+constexpr std::int64_t kMaxCount = std::int64_t(1) << 40;  // steps, tokens, seeds, intervals
+constexpr double kMaxEpochs = 1e6;
 
 std::string human_count(double v) {
   char buf[32];
@@ -157,6 +183,8 @@ crt::data::Corpus load_data(const Args& a, const std::string& name) {
             << ", train/valid/test " << c.train.size() << " / " << c.valid.size() << " / "
             << c.test.size() << " tokens (" << std::fixed << std::setprecision(2) << secs << " s)\n";
   std::cerr.unsetf(std::ios::fixed);
+  if (!c.checksums_verified)
+    std::cerr << "data: note: corpus " << name << " in " << dir.string() << " has no SHA256SUMS; its files are used unverified\n";
   return c;
 }
 
@@ -167,15 +195,17 @@ std::vector<OptionSpec> data_options() {
 }
 
 void apply_threads(const Args& a) {
-  const std::int64_t n = a.integer("threads");
+  const std::int64_t n = a.integer("threads", 0, kMaxThreads);
   if (n < 0) throw UsageError("option '--threads' must be >= 0");
   crt::set_thread_count(int(n));
 }
 
-// A JSON-lines or CSV metrics writer (by extension).
+// A JSON-lines or CSV metrics writer (by extension). JSON goes through the project's writer
+// (a non-finite number is written as null); every write is checked, so a full disk or a
+// bad path ends the run with an error naming the file instead of losing lines silently.
 class MetricsWriter {
  public:
-  explicit MetricsWriter(const std::string& path) {
+  explicit MetricsWriter(const std::string& path) : path_(path) {
     if (path.empty()) return;
     if (auto parent = std::filesystem::path(path).parent_path(); !parent.empty())
       std::filesystem::create_directories(parent);
@@ -183,6 +213,7 @@ class MetricsWriter {
     if (!out_) throw crt::Error("crt train: cannot open metrics file '" + path + "'");
     csv_ = std::filesystem::path(path).extension() == ".csv";
     if (csv_) out_ << "kind,step,loss,perplexity,lr,grad_norm,tokens_per_s,elapsed_s\n";
+    check();
   }
   void write(const char* kind, std::int64_t step, double loss, double lr, double grad_norm,
              double tokens_per_s, double elapsed) {
@@ -191,18 +222,72 @@ class MetricsWriter {
       out_ << kind << ',' << step << ',' << loss << ',' << std::exp(loss) << ',' << lr << ','
            << grad_norm << ',' << tokens_per_s << ',' << elapsed << '\n';
     } else {
-      out_ << "{\"kind\":\"" << kind << "\",\"step\":" << step << ",\"loss\":" << loss
-           << ",\"perplexity\":" << std::exp(loss) << ",\"lr\":" << lr << ",\"grad_norm\":"
-           << grad_norm << ",\"tokens_per_s\":" << tokens_per_s << ",\"elapsed_s\":" << elapsed
-           << "}\n";
+      using crt::json::Value;
+      auto number = [](double v) { return std::isfinite(v) ? Value::number(v) : Value(); };
+      Value o = Value::object();
+      o.add("kind", Value::string(kind));
+      o.add("step", Value::integer(std::uint64_t(step)));
+      o.add("loss", number(loss));
+      o.add("perplexity", number(std::exp(loss)));
+      o.add("lr", number(lr));
+      o.add("grad_norm", number(grad_norm));
+      o.add("tokens_per_s", number(tokens_per_s));
+      o.add("elapsed_s", number(elapsed));
+      out_ << crt::json::write(o) << '\n';
     }
     out_.flush();
+    check();
   }
 
  private:
+  void check() {
+    if (!out_) throw crt::Error("crt train: cannot write metrics file '" + path_ + "' (disk full or not writable)");
+  }
+  std::string path_;
   std::ofstream out_;
   bool csv_ = false;
 };
+
+// Fails before any training when the checkpoint cannot be written where --out says: an empty
+// path, a directory, or a folder where no file can be created.
+void check_output_path(const std::string& out) {
+  namespace fs = std::filesystem;
+  if (out.empty()) throw UsageError("--out must not be empty");
+  std::error_code ec;
+  if (fs::is_directory(out, ec)) throw UsageError("--out '" + out + "' is a directory; give a file path");
+  fs::path parent = fs::path(out).parent_path();
+  if (parent.empty()) parent = ".";
+  fs::create_directories(parent, ec);
+  if (ec) throw crt::Error("crt train: cannot create the folder of --out '" + out + "': " + ec.message());
+  const fs::path probe = parent / (".crt-write-probe." + std::to_string(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    throw crt::Error("crt train: cannot write in the folder of --out '" + out + "': " + std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
+// Fails before building the model when one training step's activations cannot fit: a rough
+// upper estimate of what the forward keeps for the backward (per token and layer: the
+// block's inputs, projections, attention and feed-forward activations; per segment: the
+// attention probabilities; and the output layer's logits and their gradient).
+void check_step_memory(const ModelConfig& c, std::int64_t batch, std::int64_t bptt, std::int64_t eval_batch) {
+  const double d = double(c.d_model), f = double(c.d_inner), w = double(c.n_head * c.d_head);
+  const double s = double(c.seg_len) + 1, k = s + double(c.memory == crt::model::MemoryKind::cache ? c.mem_len : 0);
+  const double tokens = double(batch) * double(bptt) * s;
+  const double per_layer = tokens * (12 * d + 4 * w + 3 * f) + double(batch) * double(bptt) * double(c.n_head) * s * k;
+  const double output = tokens * double(c.vocab_size) * 2;
+  const double train_bytes = 4.0 * (double(c.n_layer) * per_layer + output);
+  const double eval_bytes = 4.0 * double(eval_batch) * s * (double(c.vocab_size) + 16 * d);
+  const double limit = crt::model::memory_limit_bytes();
+  const double need = std::max(train_bytes, eval_bytes) + c.model_bytes_estimate() * 4;  // weights, grads, Adam
+  if (need > limit)
+    throw crt::Error("crt train: a step of batch " + std::to_string(batch) + " x seg_len " +
+                     std::to_string(c.seg_len) + " x bptt " + std::to_string(bptt) + " (eval batch " +
+                     std::to_string(eval_batch) + ") would need about " + crt::model::human_bytes(need) +
+                     " (activations, weights, gradients and optimiser state), more than the " +
+                     crt::model::human_bytes(limit) + " of memory here");
+}
 
 // ---- train -----------------------------------------------------------------------------
 
@@ -260,53 +345,65 @@ int cmd_train(int argc, char** argv) {
   apply_threads(a);
   const crt::data::Corpus corpus = load_data(a, corpus_name(a, nullptr));
 
-  ModelConfig c = crt::model::preset(crt::model::parse_model_kind(a.str("model")), a.integer("layers"),
-                                     a.integer("d-model"), a.integer("heads"), a.integer("d-inner"),
+  ModelConfig c = crt::model::preset(crt::model::parse_model_kind(a.str("model")), a.integer("layers", 1, kMaxLayers),
+                                     a.integer("d-model", 1, kMaxWidth), a.integer("heads", 1, kMaxWidth), a.integer("d-inner", 1, kMaxWidth),
                                      std::int64_t(corpus.vocab.size()));
-  if (a.has("d-head")) c.d_head = a.integer("d-head");
-  c.seg_len = a.integer("seg-len");
-  c.mem_len = a.has("mem-len") ? a.integer("mem-len") : c.seg_len;
+  if (a.has("d-head")) c.d_head = a.integer("d-head", 1, kMaxWidth);
+  c.seg_len = a.integer("seg-len", 1, kMaxSegment);
+  c.mem_len = a.has("mem-len") ? a.integer("mem-len", 1, kMaxSegment) : c.seg_len;
   c.rnn_cell = crt::model::parse_rnn_cell(a.str("cell"));
   if (a.has("position")) c.position = crt::model::parse_position(a.str("position"));
   if (a.has("no-memory")) c.memory = crt::model::MemoryKind::none;
   c.pos_rnn_residual = a.has("pos-rnn-residual");
   c.pre_ln = a.has("pre-ln");
   c.tie_embeddings = !a.has("untied");
-  c.dropout = a.real("dropout");
-  c.emb_dropout = a.real("emb-dropout");
-  c.dropatt = a.real("dropatt");
+  c.dropout = a.real("dropout", 0, 0.95);
+  c.emb_dropout = a.real("emb-dropout", 0, 0.95);
+  c.dropatt = a.real("dropatt", 0, 0.95);
   if (a.has("adaptive")) {
-    std::stringstream ss(a.str("adaptive"));
+    const std::string list = a.str("adaptive");
+    std::stringstream ss(list);
     std::string item;
     while (std::getline(ss, item, ',')) {
+      std::size_t used = 0;
+      long long v = 0;
       try {
-        c.adaptive_cutoffs.push_back(std::stoll(item));
+        v = std::stoll(item, &used);
       } catch (const std::exception&) {
-        throw UsageError("option '--adaptive' needs comma-separated integers, got '" + a.str("adaptive") + "'");
+        used = 0;
       }
+      if (item.empty() || used != item.size())
+        throw UsageError("option '--adaptive' needs comma-separated integers, got '" + list + "'");
+      c.adaptive_cutoffs.push_back(v);
     }
+    if (c.adaptive_cutoffs.empty() || list.back() == ',')
+      throw UsageError("option '--adaptive' needs comma-separated integers, got '" + list + "'");
   }
   c.validate();
 
   crt::model::TrainOptions o;
-  o.batch = a.integer("batch");
-  o.bptt_segments = a.has("bptt") ? a.integer("bptt") : crt::model::default_bptt_segments(c);
+  o.batch = a.integer("batch", 1, kMaxBatch);
+  o.bptt_segments = a.has("bptt") ? a.integer("bptt", 1, 1024) : crt::model::default_bptt_segments(c);
   if (o.batch < 1 || o.bptt_segments < 1) throw UsageError("--batch and --bptt must be >= 1");
   if (a.has("steps")) {
-    o.steps = a.integer("steps");
+    o.steps = a.integer("steps", 1, kMaxCount);
   } else {
     const std::int64_t columns = std::int64_t(corpus.train.size()) / o.batch;
     const double segments = std::ceil(double(columns - 1) / double(c.seg_len));
-    o.steps = std::max<std::int64_t>(1, std::int64_t(a.real("epochs") * segments / double(o.bptt_segments)));
+    o.steps = std::max<std::int64_t>(1, std::int64_t(a.real("epochs", 1e-9, kMaxEpochs) * segments / double(o.bptt_segments)));
   }
-  o.lr = a.real("lr");
-  o.warmup = a.integer("warmup");
-  o.min_lr = a.real("min-lr");
-  o.weight_decay = a.real("weight-decay");
-  o.clip = a.real("clip");
+  o.lr = a.real("lr", 1e-12, 10);
+  o.warmup = a.integer("warmup", 0, kMaxCount);
+  o.min_lr = a.real("min-lr", 0, 10);
+  o.weight_decay = a.real("weight-decay", 0, 1);
+  o.clip = a.real("clip", 0, 1e9);
   o.validate();
 
-  crt::Model model = crt::Model::create(c, std::uint64_t(a.integer("seed")));
+  // Every flag is read (and range-checked) before the model is built, used or not.
+  const std::int64_t eval_segments = a.integer("eval-segments", 0, kMaxCount);
+  check_output_path(a.str("out"));
+  check_step_memory(c, o.batch, o.bptt_segments, a.integer("eval-batch", 1, kMaxBatch));
+  crt::Model model = crt::Model::create(c, std::uint64_t(a.integer("seed", 0, kMaxCount)));
   std::cerr << "model: " << c.summary() << "\n"
             << "parameters: " << model.parameter_count() << " ("
             << human_count(double(model.parameter_count())) << ")\n"
@@ -321,13 +418,11 @@ int cmd_train(int argc, char** argv) {
   }
   MetricsWriter metrics(a.str("metrics"));
   const std::string out = a.str("out");
-  if (auto parent = std::filesystem::path(out).parent_path(); !parent.empty())
-    std::filesystem::create_directories(parent);
   // The corpus name travels with the checkpoint, so eval and generate find the vocabulary.
   trainer->set_metadata({{"data.corpus", corpus_name(a, nullptr)}});
 
-  const std::int64_t log_every = std::max<std::int64_t>(1, a.integer("log-every"));
-  const std::int64_t eval_every = a.integer("eval-every"), save_every = a.integer("save-every");
+  const std::int64_t log_every = std::max<std::int64_t>(1, a.integer("log-every", 1, kMaxCount));
+  const std::int64_t eval_every = a.integer("eval-every", 0, kMaxCount), save_every = a.integer("save-every", 0, kMaxCount);
   const auto start = std::chrono::steady_clock::now();
   double window_loss = 0, window_tokens = 0, window_secs = 0;
   std::int64_t window_steps = 0, done_here = 0;
@@ -351,13 +446,20 @@ int cmd_train(int argc, char** argv) {
       window_steps = 0;
     }
     if (eval_every > 0 && s.step % eval_every == 0 && s.step < o.steps) {
-      const auto r = crt::model::evaluate(model.language_model(), corpus.valid, a.integer("eval-batch"),
-                                          a.integer("eval-segments"));
+      const auto r = crt::model::evaluate(model.language_model(), corpus.valid, a.integer("eval-batch", 1, kMaxBatch),
+                                          eval_segments);
       std::fprintf(stderr, "  valid: loss %.4f | ppl %.2f (%lld tokens, %.1f s)\n", r.nll, r.perplexity,
                    (long long)r.tokens, r.seconds);
       metrics.write("valid", s.step, r.nll, s.lr, 0, double(r.tokens) / r.seconds, elapsed);
     }
-    if (save_every > 0 && s.step % save_every == 0) trainer->save(out);
+    if (save_every > 0 && s.step % save_every == 0 && s.step < o.steps) {
+      try {
+        trainer->save(out);
+      } catch (const std::exception& e) {  // a failed periodic save must not end the run
+        std::fprintf(stderr, "warning: checkpoint not saved at step %lld: %s (training goes on; the next save tries again)\n",
+                     (long long)s.step, e.what());
+      }
+    }
   }
   trainer->save(out);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -366,7 +468,7 @@ int cmd_train(int argc, char** argv) {
   if (!a.has("no-final-eval")) {
     for (const auto& [name, tokens] : {std::pair<const char*, const std::vector<std::int32_t>*>{"valid", &corpus.valid},
                                        {"test", &corpus.test}}) {
-      const auto r = crt::model::evaluate(model.language_model(), *tokens, a.integer("eval-batch"));
+      const auto r = crt::model::evaluate(model.language_model(), *tokens, a.integer("eval-batch", 1, kMaxBatch));
       std::printf("%s perplexity %.2f (loss %.4f, %lld tokens, %.1f s)\n", name, r.perplexity, r.nll,
                   (long long)r.tokens, r.seconds);
       metrics.write(name, o.steps, r.nll, 0, 0, double(r.tokens) / r.seconds, total);
@@ -399,7 +501,7 @@ int cmd_eval(int argc, char** argv) {
     throw crt::Error("crt eval: checkpoint vocabulary " + std::to_string(model.config().vocab_size) +
                      " does not match the corpus ("  + std::to_string(corpus.vocab.size()) + ")");
   const auto r = crt::model::evaluate(model.language_model(), split == "valid" ? corpus.valid : corpus.test,
-                                      a.integer("batch"), a.integer("segments"));
+                                      a.integer("batch", 1, kMaxBatch), a.integer("segments", 0, kMaxCount));
   std::printf("%s perplexity %.2f (loss %.4f, %lld tokens, %.1f s, %.0f tokens/s)\n", split.c_str(),
               r.perplexity, r.nll, (long long)r.tokens, r.seconds, double(r.tokens) / r.seconds);
   return 0;
@@ -452,12 +554,12 @@ int cmd_generate(int argc, char** argv) {
   if (prompt.empty()) prompt.push_back(corpus.vocab.id_of(chars ? "\n" : "<eos>"));
   crt::Stream stream = model.open_stream();
   stream.feed(prompt);
-  crt::Generator gen(std::uint64_t(a.integer("seed")));
-  const std::int64_t n = a.integer("tokens");
+  crt::Generator gen(std::uint64_t(a.integer("seed", 0, kMaxCount)));
+  const std::int64_t n = a.integer("tokens", 0, kMaxCount);
   if (n < 0) throw UsageError("--tokens must be >= 0");
   std::cout << text;
   for (std::int64_t i = 0; i < n; ++i) {
-    const std::int32_t t = stream.sample(gen, a.real("temperature"), int(a.integer("top-k")));
+    const std::int32_t t = stream.sample(gen, a.real("temperature", 1e-6, 1e6), int(a.integer("top-k", 0, std::int64_t(1) << 30)));
     const std::string& s = corpus.vocab.word_of(t);
     if (chars) std::cout << s;
     else std::cout << (s == "<eos>" ? std::string("\n") : " " + s);
