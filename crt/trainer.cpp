@@ -218,6 +218,12 @@ void Trainer::load(const std::string& path) {
   optional_state("state.memory_before", state.memory_before);
   for (std::size_t l = 0; l < state.cache.size(); ++l)
     optional_state("state.cache." + std::to_string(l), state.cache[l]);
+  const std::uint64_t step = parse_u64(file.metadata, "trainer.step", path);
+  for (const auto& [name, t] : optim)
+    if (name == "step")
+      require(t.numel() == 1 && t.to_vector()[0] == double(step), kOp, "'", path,
+              "': its optimiser state 'optim.step' disagrees with its metadata 'trainer.step' = ", step,
+              " (the file was edited or mixed from two checkpoints)");
   load_model_tensors(file, model_);  // checks the configuration before touching anything
   optimizer_->load_state(optim);
   stream_.seek(position);

@@ -66,5 +66,13 @@ PY
 expect 1 "non-finite" -- "$crt" eval --checkpoint "$work/nan.safetensors"
 expect 1 "non-finite" -- "$crt" generate --checkpoint "$work/nan.safetensors" --tokens 3
 
+python3 - "$work/m.safetensors" "$work/step.safetensors" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+assert b'"trainer.step":"1"' in data
+open(sys.argv[2], "wb").write(data.replace(b'"trainer.step":"1"', b'"trainer.step":"2"'))
+PY
+expect 1 "disagrees with its metadata 'trainer.step'" -- "$crt" train "${tiny[@]}" --steps 1 --resume "$work/step.safetensors" --out "$work/r.safetensors"
+
 echo "bad-input: $((cases - failures)) of $cases cases exit non-zero and name the problem"
 ((failures == 0))
