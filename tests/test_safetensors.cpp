@@ -17,6 +17,9 @@
 #include <random>
 #include <string>
 #include <vector>
+#include <algorithm>
+#include <atomic>
+#include <thread>
 
 #include "engine/error.hpp"
 #include "engine/json.hpp"
@@ -440,6 +443,36 @@ TEST_CASE("safetensors: the temporary file never follows a planted link; stale o
   CHECK_FALSE(fs::exists(dead));
   CHECK(fs::exists(live));
   CHECK(fs::exists(other));  // another file's temporaries are not ours to remove
+}
+
+TEST_CASE("safetensors: two concurrent writers and a reader never see a torn file") {
+  TempDir dir;
+  const std::string path = dir.file("shared.safetensors");
+  const std::vector<std::pair<std::string, Tensor>> a = {{"w", Tensor::full({4096}, 1.0)}};
+  const std::vector<std::pair<std::string, Tensor>> b = {{"w", Tensor::full({4096}, 2.0)}};
+  save_safetensors(path, a);
+  std::atomic<bool> done{false};
+  std::atomic<int> torn{0}, reads{0};
+  auto writer = [&](const std::vector<std::pair<std::string, Tensor>>& t) {
+    for (int i = 0; i < 40; ++i) save_safetensors(path, t);
+  };
+  std::thread reader([&] {
+    while (!done.load()) {
+      const std::vector<double> v = load_safetensors(path).get("w").to_vector();
+      const bool whole = v.size() == 4096 && std::all_of(v.begin(), v.end(), [&](double x) { return x == v[0]; }) &&
+                         (v[0] == 1.0 || v[0] == 2.0);
+      if (!whole) ++torn;
+      ++reads;
+    }
+  });
+  std::thread w1(writer, std::cref(a)), w2(writer, std::cref(b));
+  w1.join();
+  w2.join();
+  done = true;
+  reader.join();
+  CHECK(reads.load() > 0);
+  CHECK(torn.load() == 0);
+  CHECK_FALSE(has_temp_files(dir.path()));
 }
 
 TEST_CASE("safetensors: a FIFO or a directory is refused at once, not read") {
