@@ -49,16 +49,20 @@ ModelConfig checkpoint_config(const SafetensorsFile& file) {
 }
 
 void require_finite(const Tensor& t, const std::string& name, const std::string& path) {
-  const std::vector<double> v = t.to_vector();
+  const Tensor c = t.contiguous();  // scanned in place: no copy of a large embedding
   std::int64_t bad = 0, first = -1;
-  for (std::size_t i = 0; i < v.size(); ++i)
-    if (!std::isfinite(v[i])) {
-      if (first < 0) first = std::int64_t(i);
-      ++bad;
-    }
+  auto scan = [&](const auto* p) {
+    for (std::int64_t i = 0; i < c.numel(); ++i)
+      if (!std::isfinite(p[i])) {
+        if (first < 0) first = i;
+        ++bad;
+      }
+  };
+  if (c.dtype() == DType::f32) scan(c.data<float>());
+  else scan(c.data<double>());
   require(bad == 0, kOp, "'", path, "': tensor '", name, "' has ", bad, " non-finite value",
           bad == 1 ? "" : "s", " (NaN or infinity; the first at element ", first,
-          " of ", v.size(), "): the checkpoint is unusable (train from an earlier one)");
+          " of ", c.numel(), "): the checkpoint is unusable (train from an earlier one)");
 }
 
 void assign_tensor(Tensor& dst, const Tensor& src, const std::string& name, const std::string& path) {
