@@ -202,7 +202,7 @@ std::optional<Value> train_run(const crt::repro::Protocol& p, const crt::repro::
                                const Options& opt, const std::string& commit) {
   namespace cm = crt::model;
   const cm::ModelConfig c = p.config(spec, std::int64_t(corpus.vocab.size()));
-  const crt::repro::Recipe& r = p.recipe;
+  const crt::repro::Recipe& r = spec.recipe;
   cm::TrainOptions o;
   o.batch = r.batch;
   o.bptt_segments = r.bptt;
@@ -342,8 +342,21 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
+// A run's recipe overrides as "lr 0.001, dropout 0.2"; "" for the protocol's own recipe.
+std::string overrides_text(const crt::repro::RunSpec& r) {
+  const Value recipe = r.recipe.to_json();
+  std::string out;
+  for (const std::string& key : r.recipe_overrides) {
+    const Value* v = recipe.find(key);
+    out += (out.empty() ? "" : ", ") + key + " " + (v ? crt::json::write(*v) : std::string("?"));
+  }
+  return out;
+}
+
 void write_report(const crt::repro::Protocol& p, const std::map<std::string, Value>& records,
                   const fs::path& dir) {
+  const bool overridden = std::any_of(p.runs.begin(), p.runs.end(),
+                                      [](const auto& r) { return !r.recipe_overrides.empty(); });
   std::ostringstream md;
   md << "# Reproduction: protocol `" << p.name << "`\n\n"
      << "Written by `crt-reproduce --protocol " << p.source << " --report` from `runs.jsonl` (one record per "
@@ -351,19 +364,28 @@ void write_report(const crt::repro::Protocol& p, const std::map<std::string, Val
      << "(arXiv:2505.00929), Tables 2, 8 and 9, as transcribed in paper.md.\n\n"
      << "Model: " << p.layers << " layers, d_model " << p.d_model << ", " << p.heads << " heads, d_inner "
      << p.d_inner << (p.tied ? ", tied embeddings" : "") << "; corpus " << p.corpus << ".\n\n"
-     << "Recipe (the same for every run): `" << crt::json::write(p.recipe.to_json()) << "`\n\n"
+     << "Recipe (" << (overridden ? "every run, with the changes its row names" : "the same for every run")
+     << "): `" << crt::json::write(p.recipe.to_json()) << "`\n\n"
      << "Runs finished: " << records.size() << " of " << p.runs.size() << ".\n";
   std::vector<std::string> tables;
   for (const auto& r : p.runs)
     if (std::find(tables.begin(), tables.end(), r.table) == tables.end()) tables.push_back(r.table);
   for (const std::string& t : tables) {
     md << "\n## " << (t.empty() ? std::string("Other runs") : "Table " + t) << "\n\n"
-       << "| run | model | seg | valid ppl | test ppl | paper ppl | params | fwd FLOPs/segment | latency ms/segment | tokens/s | commits |\n"
-       << "|---|---|---|---|---|---|---|---|---|---|---|\n";
+       << "| run | model | seg | " << (overridden ? "recipe changes | " : "")
+       << "valid ppl | test ppl | paper ppl | params | fwd FLOPs/segment | latency ms/segment | tokens/s | commits |\n"
+       << "|---|---|---|" << (overridden ? "---|" : "") << "---|---|---|---|---|---|---|---|\n";
+    const crt::repro::RunSpec* best = nullptr;
+    double best_valid = 0;
     for (const auto& r : p.runs) {
       if (r.table != t) continue;
       auto it = records.find(r.name);
       md << "| " << r.name << " | " << r.label << " | " << r.seg_len << " | ";
+      if (overridden) md << (r.recipe_overrides.empty() ? "none" : overrides_text(r)) << " | ";
+      if (it != records.end() && (!best || field(it->second, "valid_ppl") < best_valid)) {
+        best = &r;
+        best_valid = field(it->second, "valid_ppl");
+      }
       if (it == records.end()) {
         md << "not run yet | | " << (r.paper_ppl ? fixed(*r.paper_ppl, 1) : "-") << " | | | | | |\n";
         continue;
@@ -378,6 +400,11 @@ void write_report(const crt::repro::Protocol& p, const std::map<std::string, Val
          << fixed(field(rec, "latency_ms_per_segment"), 2) << " | " << fixed(field(rec, "tokens_per_s"), 0)
          << " | " << commits << " |\n";
     }
+    // A recipe-selection table: the choice is made on validation perplexity only.
+    if (overridden && best)
+      md << "\nLowest validation perplexity: `" << best->name << "` ("
+         << (best->recipe_overrides.empty() ? std::string("the protocol's recipe") : overrides_text(*best))
+         << ", valid " << fixed(best_valid, 2) << ").\n";
   }
   if (!p.orderings.empty()) {
     md << "\n## The paper's orderings, on our test perplexities\n\n| claim | ours | holds |\n|---|---|---|\n";
@@ -460,7 +487,15 @@ int main(int argc, char** argv) {
       const std::string commit = source_commit();
       for (const auto& spec : p.runs) {
         if (!chosen.empty() && std::find(chosen.begin(), chosen.end(), spec.name) == chosen.end()) continue;
-        if (records.count(spec.name)) {
+        if (auto it = records.find(spec.name); it != records.end()) {
+          // A record is only valid for the recipe it was trained with.
+          const Value* trained = it->second.find("recipe");
+          const std::string want = crt::json::write(spec.recipe.to_json());
+          if (!trained || crt::json::write(*trained) != want)
+            throw crt::Error("the record of run '" + spec.name + "' in " + records_file.string() +
+                             " was trained with the recipe " + (trained ? crt::json::write(*trained) : "(none)") +
+                             " but the protocol now gives " + want +
+                             "; move that record out of the file to train the run again");
           std::cerr << "[" << spec.name << "] finished already (record in " << records_file.string() << ")\n";
           continue;
         }

@@ -90,23 +90,25 @@ constexpr double kMaxRate = 10.0;                 // learning rates above this a
 constexpr std::int64_t kMaxWidth = 1 << 16;       // model widths and segment lengths
 constexpr std::int64_t kMaxCount = 1LL << 40;     // steps, batches, seeds and the like
 
-Recipe parse_recipe(Fields& f) {
+// Reads a recipe; a field that is absent takes its value from `base` (the protocol's recipe
+// for a run's overrides, the built-in defaults for the protocol's own, where lr is required).
+Recipe parse_recipe(Fields& f, const Recipe& base, bool lr_required) {
   Recipe r;
-  r.epochs = f.number("epochs", 12.0, 0.0, 1e6);
-  r.max_steps = f.integer("max_steps", 0, 0, kMaxCount);
+  r.epochs = f.number("epochs", base.epochs, 0.0, 1e6);
+  r.max_steps = f.integer("max_steps", base.max_steps, 0, kMaxCount);
   if (r.epochs <= 0 && r.max_steps == 0) f.fail(f.path("epochs"), "must be > 0 unless max_steps is set");
-  r.batch = f.integer("batch", 16, 1, 1 << 20);
-  r.bptt = f.integer("bptt", 2, 1, 1024);
-  r.lr = f.number("lr", std::nullopt, 1e-12, kMaxRate);
-  r.warmup = f.integer("warmup", 0, 0, kMaxCount);
-  r.min_lr = f.number("min_lr", 0.0, 0.0, r.lr);
-  r.weight_decay = f.number("weight_decay", 0.0, 0.0, 1.0);
-  r.clip = f.number("clip", 0.25, 0.0, 1e6);
-  r.dropout = f.number("dropout", 0.1, 0.0, 0.95);
-  r.emb_dropout = f.number("emb_dropout", 0.1, 0.0, 0.95);
-  r.eval_batch = f.integer("eval_batch", 10, 1, 1 << 20);
-  r.save_every = f.integer("save_every", 100, 1, kMaxCount);
-  r.latency_segments = f.integer("latency_segments", 40, 1, 1 << 20);
+  r.batch = f.integer("batch", base.batch, 1, 1 << 20);
+  r.bptt = f.integer("bptt", base.bptt, 1, 1024);
+  r.lr = f.number("lr", lr_required ? std::nullopt : std::optional<double>(base.lr), 1e-12, kMaxRate);
+  r.warmup = f.integer("warmup", base.warmup, 0, kMaxCount);
+  r.min_lr = f.number("min_lr", std::min(base.min_lr, r.lr), 0.0, r.lr);
+  r.weight_decay = f.number("weight_decay", base.weight_decay, 0.0, 1.0);
+  r.clip = f.number("clip", base.clip, 0.0, 1e6);
+  r.dropout = f.number("dropout", base.dropout, 0.0, 0.95);
+  r.emb_dropout = f.number("emb_dropout", base.emb_dropout, 0.0, 0.95);
+  r.eval_batch = f.integer("eval_batch", base.eval_batch, 1, 1 << 20);
+  r.save_every = f.integer("save_every", base.save_every, 1, kMaxCount);
+  r.latency_segments = f.integer("latency_segments", base.latency_segments, 1, 1 << 20);
   f.done();
   return r;
 }
@@ -140,8 +142,8 @@ model::ModelConfig Protocol::config(const RunSpec& run, std::int64_t vocab) cons
   if (!run.position.empty()) c.position = model::parse_position(run.position);
   if (!run.memory) c.memory = model::MemoryKind::none;
   c.tie_embeddings = tied;
-  c.dropout = recipe.dropout;
-  c.emb_dropout = recipe.emb_dropout;
+  c.dropout = run.recipe.dropout;
+  c.emb_dropout = run.recipe.emb_dropout;
   c.validate();
   return c;
 }
@@ -186,7 +188,7 @@ Protocol load_protocol(const std::string& path) {
     const json::Value* r = top.get("recipe");
     if (!r) top.fail("recipe", "is required");
     Fields f(*r, path, "recipe");
-    p.recipe = parse_recipe(f);
+    p.recipe = parse_recipe(f, Recipe{}, /*lr_required=*/true);
   }
   const json::Value* runs = top.get("runs");
   if (!runs || !runs->is_array() || runs->as_array().empty()) top.fail("runs", "must be a non-empty array");
@@ -213,6 +215,12 @@ Protocol load_protocol(const std::string& path) {
     r.label = f.string("label", r.name);
     r.series = f.string("series", std::string());
     if (f.get("paper_ppl")) r.paper_ppl = f.number("paper_ppl", std::nullopt, 1.0, 1e9);
+    r.recipe = p.recipe;
+    if (const json::Value* o = f.get("recipe")) {
+      Fields rf(*o, path, f.path("recipe"));
+      r.recipe = parse_recipe(rf, p.recipe, /*lr_required=*/false);
+      for (const auto& [key, value] : o->as_object()) r.recipe_overrides.push_back(key);
+    }
     f.done();
     p.runs.push_back(r);
     (void)p.config(r, 100);  // the configuration must be valid for any vocabulary

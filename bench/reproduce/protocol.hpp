@@ -14,7 +14,8 @@
 
 namespace crt::repro {
 
-// The training recipe, applied unchanged to every run of a protocol.
+// The training recipe. A protocol has one, applied unchanged to every run; a run may override
+// some of its fields (a recipe-selection protocol trains one model under several recipes).
 struct Recipe {
   double epochs = 12;            // training length in passes over the training split
   std::int64_t max_steps = 0;    // > 0: stop after this many steps instead (tiny protocols)
@@ -45,6 +46,8 @@ struct RunSpec {
   std::string label;              // row label in the report
   std::string series;             // "" = not plotted; else the line it belongs to
   std::optional<double> paper_ppl;  // the paper's perplexity for this row, if it has one
+  Recipe recipe;                    // the protocol's recipe with this run's overrides applied
+  std::vector<std::string> recipe_overrides;  // the fields the run overrides, in file order
 };
 
 // An expected ordering: the runs' test perplexities, ascending (first is best).
@@ -61,7 +64,7 @@ struct Protocol {
   std::vector<RunSpec> runs;
   std::vector<Ordering> orderings;
 
-  // The model configuration of a run, for a corpus of `vocab` words.
+  // The model configuration of a run (dropout from the run's recipe), for `vocab` words.
   model::ModelConfig config(const RunSpec& run, std::int64_t vocab) const;
   const RunSpec* find(const std::string& run) const;
 };

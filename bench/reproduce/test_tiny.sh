@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests crt-reproduce on a tiny protocol: records, report and plots are written; a run stopped
 # part way (several times) and started again ends bit for bit where an uninterrupted one does;
-# finished runs are skipped; a protocol with a misspelt field is refused, naming it.
+# finished runs are skipped; a run's recipe override is applied and reported; a record trained
+# with another recipe is refused; a protocol with a misspelt field is refused, naming it.
 #   bash test_tiny.sh CRT_REPRODUCE PROTOCOL
 set -euo pipefail
 tool=$1 protocol=$2
@@ -44,6 +45,8 @@ for name in a:
     for k in ["valid_nll", "test_nll", "train_tokens", "steps", "params", "flops_forward_per_segment"]:
         assert a[name][k] == b[name][k], f"{name}: {k} {a[name][k]} (straight) != {b[name][k]} (stopped and resumed)"
     assert a[name]["valid_ppl"] > 1 and a[name]["test_ppl"] > 1
+assert a["crt-gru-4"]["recipe"]["lr"] == 0.002, "a run's recipe override was not applied"
+assert a["transformer-8"]["recipe"]["lr"] == 0.003, "a run without overrides lost the protocol's recipe"
 print("records agree bit for bit:", ", ".join(sorted(a)))
 PY
 
@@ -51,6 +54,18 @@ PY
 "$tool" --protocol "$protocol" --out "$work/straight" --threads 1 2> "$work/again.log"
 [[ $(grep -c "finished already" "$work/again.log") -eq 3 ]] || fail "finished runs were not skipped"
 [[ $(wc -l < "$dir/runs.jsonl") -eq 3 ]] || fail "a finished run was recorded twice"
+
+grep -q "lr 0.002" "$dir/report.md" || fail "the report does not show a run's recipe change"
+grep -q "Lowest validation perplexity" "$dir/report.md" || fail "the report does not name the best recipe"
+
+# A record trained with another recipe than the protocol's now is refused, naming the run.
+sed 's/"lr": 0.002/"lr": 0.001/' "$protocol" > "$work/changed.json"
+set +e
+"$tool" --protocol "$work/changed.json" --out "$work/straight" --threads 1 2> "$work/changed.log"
+status=$?
+set -e
+((status == 1)) || fail "a record of another recipe was accepted (status $status)"
+grep -q "run 'crt-gru-4'.*trained with the recipe" "$work/changed.log" || { cat "$work/changed.log"; fail "the stale record is not named"; }
 
 # A misspelt field is refused, naming it.
 sed 's/"warmup"/"warmpu"/' "$protocol" > "$work/bad.json"
