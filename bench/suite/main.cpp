@@ -72,18 +72,33 @@ usage: crt-bench [options]
   --out DIR            output folder (default out/bench)
 )";
 
-std::vector<std::string> split(const std::string& s) {
+// A comma-separated list; an empty list or an empty item ("1,,2", ",") is an error naming the flag.
+std::vector<std::string> split(const std::string& s, const char* flag) {
   std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
+  std::size_t begin = 0;
+  while (true) {
+    const std::size_t end = s.find(',', begin);
+    const std::string item = s.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    require(!item.empty(), "crt-bench", flag, " has an empty item in '", s, "'");
+    out.push_back(item);
+    if (end == std::string::npos) break;
+    begin = end + 1;
+  }
   return out;
 }
 
-std::vector<std::int64_t> split_ints(const std::string& s, const char* flag) {
+// Upper bounds of the integer flags: far above any useful value, low enough that the products
+// the runner forms (segments x batch x repetitions x tokens) stay inside 64 bits.
+constexpr std::int64_t kMaxSegment = 1 << 16;
+constexpr std::int64_t kMaxBatch = 1 << 16;
+constexpr std::int64_t kMaxBptt = 1 << 10;
+constexpr std::int64_t kMaxReps = 1 << 20;
+constexpr std::int64_t kMaxThreads = 1 << 10;
+
+// A list of integers in [1, hi]; anything else is an error naming the flag and the item.
+std::vector<std::int64_t> split_ints(const std::string& s, const char* flag, std::int64_t hi) {
   std::vector<std::int64_t> out;
-  for (const std::string& item : split(s)) {
+  for (const std::string& item : split(s, flag)) {
     std::size_t used = 0;
     long long v = 0;
     try {
@@ -91,11 +106,18 @@ std::vector<std::int64_t> split_ints(const std::string& s, const char* flag) {
     } catch (const std::exception&) {
       used = 0;
     }
-    require(used == item.size() && v >= 1, "crt-bench", flag, " expects positive integers, got '", item, "'");
+    require(used == item.size() && v >= 1 && v <= hi, "crt-bench", flag, " expects integers in [1, ", hi,
+            "], got '", item, "'");
     out.push_back(v);
   }
-  require(!out.empty(), "crt-bench", flag, " needs at least one value");
   return out;
+}
+
+// A single integer in [1, hi].
+std::int64_t one_int(const std::string& s, const char* flag, std::int64_t hi) {
+  const std::vector<std::int64_t> v = split_ints(s, flag, hi);
+  require(v.size() == 1, "crt-bench", flag, " expects one integer, got '", s, "'");
+  return v.front();
 }
 
 struct Options {
@@ -134,22 +156,22 @@ Options parse_args(int argc, char** argv) {
       const std::string v = value();
       char* end = nullptr;
       o.max_run_seconds = std::strtod(v.c_str(), &end);
-      require(end != v.c_str() && *end == '\0' && *o.max_run_seconds > 0, "crt-bench",
+      require(end != v.c_str() && *end == '\0' && std::isfinite(*o.max_run_seconds) && *o.max_run_seconds > 0, "crt-bench",
               "--max-run-seconds expects a positive number, got '", v, "'");
     }
-    else if (a == "--configs") o.configs = split(value()), configs_set = true;
-    else if (a == "--models") o.models = split(value());
-    else if (a == "--modes") o.modes = split(value()), o.extra16 = false;
-    else if (a == "--seg") o.seg = split_ints(value(), "--seg"), seg_set = true;
-    else if (a == "--flop-configs") o.flop_configs = split(value());
-    else if (a == "--flop-seg") o.flop_seg = split_ints(value(), "--flop-seg");
+    else if (a == "--configs") o.configs = split(value(), "--configs"), configs_set = true;
+    else if (a == "--models") o.models = split(value(), "--models");
+    else if (a == "--modes") o.modes = split(value(), "--modes"), o.extra16 = false;
+    else if (a == "--seg") o.seg = split_ints(value(), "--seg", kMaxSegment), seg_set = true;
+    else if (a == "--flop-configs") o.flop_configs = split(value(), "--flop-configs");
+    else if (a == "--flop-seg") o.flop_seg = split_ints(value(), "--flop-seg", kMaxSegment);
     else if (a == "--threads") {
       o.threads.clear();
-      for (std::int64_t t : split_ints(value(), "--threads")) o.threads.push_back(int(t));
-    } else if (a == "--batch") o.run.train_batch = split_ints(value(), "--batch").front();
-    else if (a == "--bptt") o.run.bptt = split_ints(value(), "--bptt").front();
-    else if (a == "--reps-infer") o.reps_infer = split_ints(value(), "--reps-infer").front();
-    else if (a == "--reps-train") o.reps_train = split_ints(value(), "--reps-train").front();
+      for (std::int64_t t : split_ints(value(), "--threads", kMaxThreads)) o.threads.push_back(int(t));
+    } else if (a == "--batch") o.run.train_batch = one_int(value(), "--batch", kMaxBatch);
+    else if (a == "--bptt") o.run.bptt = one_int(value(), "--bptt", kMaxBptt);
+    else if (a == "--reps-infer") o.reps_infer = one_int(value(), "--reps-infer", kMaxReps);
+    else if (a == "--reps-train") o.reps_train = one_int(value(), "--reps-train", kMaxReps);
     else if (a == "--out") o.out = value();
     else if (a == "--python") o.python = value();
     else if (a == "--pytorch-script") o.script = value();
