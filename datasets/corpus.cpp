@@ -319,7 +319,10 @@ Corpus load_character_level_corpus(const fs::path& file) {
 // ---------------------------------------------------------------------------------------------
 
 std::unordered_map<std::string, std::string> read_sha256sums(const fs::path& manifest_file) {
-    const std::string text = read_file_bytes(manifest_file);
+    return parse_sha256sums(read_file_bytes(manifest_file), manifest_file.string());
+}
+
+std::unordered_map<std::string, std::string> parse_sha256sums(std::string_view text, const std::string& source_name) {
     std::unordered_map<std::string, std::string> digests;
     std::size_t line_number = 0;
     std::size_t line_start = 0;
@@ -339,7 +342,7 @@ std::unordered_map<std::string, std::string> read_sha256sums(const fs::path& man
                                         [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }) &&
                             line[hex_length] == ' ' && (line[hex_length + 1] == ' ' || line[hex_length + 1] == '*');
         if (!hex_ok) {
-            throw DataError(manifest_file.string() + ":" + std::to_string(line_number) +
+            throw DataError(source_name + ":" + std::to_string(line_number) +
                             ": malformed line: expected '<64 hex digits>  <file name>'");
         }
         std::string digest(line.substr(0, hex_length));

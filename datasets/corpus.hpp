@@ -108,6 +108,8 @@ std::string read_file_bytes(const std::filesystem::path& file);
 // Parses a `sha256sum` manifest ("<64 hex>  <name>" per line, optional '*' before the name for binary mode)
 // into a map from file name to lower-case hex digest. Throws DataError naming the manifest and line.
 std::unordered_map<std::string, std::string> read_sha256sums(const std::filesystem::path& manifest_file);
+// The same on text in memory; `source_name` names it in errors.
+std::unordered_map<std::string, std::string> parse_sha256sums(std::string_view text, const std::string& source_name);
 
 // If `file`'s folder holds a SHA256SUMS, checks `file_bytes` (the contents of `file`) against its entry.
 // Throws DataError naming the file and both hashes on mismatch, or if the manifest has no entry for the file.

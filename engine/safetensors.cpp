@@ -19,6 +19,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <sstream>
 
@@ -275,6 +276,90 @@ HeaderEntry parse_entry(const std::string& path, const std::string& name, const 
   return entry;
 }
 
+// Parses and validates a safetensors image of `file_size` bytes, read through `read_at(out,
+// bytes, offset)` (which must fill `out` exactly or throw); errors name `path`.
+SafetensorsFile parse_safetensors(const std::string& path, std::uint64_t file_size,
+                                  const std::function<void(unsigned char*, std::size_t, std::uint64_t)>& read_at) {
+  if (file_size < 8)
+    load_fail(path, "file is ", file_size, " bytes, shorter than the 8-byte header length prefix");
+  unsigned char prefix[8];
+  read_at(prefix, 8, 0);
+  const std::uint64_t header_size = load_u64_le(prefix);
+  if (header_size > file_size - 8)
+    load_fail(path, "header length ", header_size, " exceeds the ", file_size - 8,
+              " bytes after the length prefix (truncated or not a safetensors file)");
+  if (header_size > kMaxHeaderBytes)
+    load_fail(path, "header length ", header_size, " is above the limit of ", kMaxHeaderBytes, " bytes");
+  std::string header(std::size_t(header_size), '\0');
+  read_at(reinterpret_cast<unsigned char*>(header.data()), header.size(), 8);
+
+  json::Value root;
+  try {
+    root = json::parse(header);
+  } catch (const Error& e) {
+    load_fail(path, "header is not valid JSON (", e.what(), ")");
+  }
+  if (!root.is_object()) load_fail(path, "header is a JSON ", json::kind_name(root.kind()), ", expected an object");
+
+  SafetensorsFile result;
+  result.path = path;
+  std::vector<HeaderEntry> entries;
+  for (const auto& [key, value] : root.as_object()) {
+    if (key == kMetadataKey) {
+      if (!value.is_object())
+        load_fail(path, "\"", kMetadataKey, "\" is a ", json::kind_name(value.kind()),
+                  ", expected an object of strings");
+      for (const auto& [meta_key, meta_value] : value.as_object()) {
+        if (!meta_value.is_string())
+          load_fail(path, "metadata value for \"", meta_key, "\" is a ", json::kind_name(meta_value.kind()),
+                    ", expected a string");
+        result.metadata[meta_key] = meta_value.as_string();
+      }
+      continue;
+    }
+    entries.push_back(parse_entry(path, key, value));
+  }
+
+  // The data buffer must be covered exactly: in range, no overlap, no gap, nothing after.
+  const std::uint64_t buffer_size = file_size - 8 - header_size;
+  for (const HeaderEntry& e : entries) {
+    if (e.end > buffer_size)
+      load_fail(path, "tensor \"", e.name, "\" data_offsets [", e.begin, ", ", e.end,
+                "] extend beyond the data buffer of ", buffer_size, " bytes (file truncated?)");
+  }
+  std::vector<const HeaderEntry*> by_offset;
+  for (const HeaderEntry& e : entries) by_offset.push_back(&e);
+  std::sort(by_offset.begin(), by_offset.end(), [](const HeaderEntry* a, const HeaderEntry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  std::uint64_t covered = 0;
+  const HeaderEntry* previous = nullptr;
+  for (const HeaderEntry* e : by_offset) {
+    if (e->begin < covered)
+      load_fail(path, "tensor \"", e->name, "\" data_offsets [", e->begin, ", ", e->end, "] overlap tensor \"",
+                previous->name, "\" [", previous->begin, ", ", previous->end, "]");
+    if (e->begin > covered)
+      load_fail(path, "gap of ", e->begin - covered, " unused bytes before tensor \"", e->name, "\" at offset ",
+                covered, " (data_offsets must be contiguous)");
+    covered = e->end;
+    previous = e;
+  }
+  if (covered != buffer_size)
+    load_fail(path, "data buffer is ", buffer_size, " bytes but the tensors end at ", covered, ": ",
+              buffer_size - covered, " trailing bytes");
+
+  const std::uint64_t data_start = 8 + header_size;
+  for (const HeaderEntry& e : entries) {
+    Tensor t = Tensor::empty(e.shape, e.dtype);
+    const std::size_t bytes = std::size_t(e.end - e.begin);
+    auto* out = static_cast<unsigned char*>(t.impl().storage->data());
+    read_at(out, bytes, data_start + e.begin);
+    if constexpr (std::endian::native != std::endian::little) swap_elements(out, bytes, dtype_size(e.dtype));
+    result.tensors.emplace_back(e.name, std::move(t));
+  }
+  return result;
+}
+
 }  // namespace
 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
@@ -382,84 +467,18 @@ SafetensorsFile load_safetensors(const std::string& path) {
   ::fcntl(file.get(), F_SETFL, ::fcntl(file.get(), F_GETFL) & ~O_NONBLOCK);
   const auto file_size = static_cast<std::uint64_t>(info.st_size);
 
-  if (file_size < 8)
-    load_fail(path, "file is ", file_size, " bytes, shorter than the 8-byte header length prefix");
-  unsigned char prefix[8];
-  read_exact(file.get(), prefix, 8, 0, path);
-  const std::uint64_t header_size = load_u64_le(prefix);
-  if (header_size > file_size - 8)
-    load_fail(path, "header length ", header_size, " exceeds the ", file_size - 8,
-              " bytes after the length prefix (truncated or not a safetensors file)");
-  if (header_size > kMaxHeaderBytes)
-    load_fail(path, "header length ", header_size, " is above the limit of ", kMaxHeaderBytes, " bytes");
-  std::string header(std::size_t(header_size), '\0');
-  read_exact(file.get(), reinterpret_cast<unsigned char*>(header.data()), header.size(), 8, path);
-
-  json::Value root;
-  try {
-    root = json::parse(header);
-  } catch (const Error& e) {
-    load_fail(path, "header is not valid JSON (", e.what(), ")");
-  }
-  if (!root.is_object()) load_fail(path, "header is a JSON ", json::kind_name(root.kind()), ", expected an object");
-
-  SafetensorsFile result;
-  result.path = path;
-  std::vector<HeaderEntry> entries;
-  for (const auto& [key, value] : root.as_object()) {
-    if (key == kMetadataKey) {
-      if (!value.is_object())
-        load_fail(path, "\"", kMetadataKey, "\" is a ", json::kind_name(value.kind()),
-                  ", expected an object of strings");
-      for (const auto& [meta_key, meta_value] : value.as_object()) {
-        if (!meta_value.is_string())
-          load_fail(path, "metadata value for \"", meta_key, "\" is a ", json::kind_name(meta_value.kind()),
-                    ", expected a string");
-        result.metadata[meta_key] = meta_value.as_string();
-      }
-      continue;
-    }
-    entries.push_back(parse_entry(path, key, value));
-  }
-
-  // The data buffer must be covered exactly: in range, no overlap, no gap, nothing after.
-  const std::uint64_t buffer_size = file_size - 8 - header_size;
-  for (const HeaderEntry& e : entries) {
-    if (e.end > buffer_size)
-      load_fail(path, "tensor \"", e.name, "\" data_offsets [", e.begin, ", ", e.end,
-                "] extend beyond the data buffer of ", buffer_size, " bytes (file truncated?)");
-  }
-  std::vector<const HeaderEntry*> by_offset;
-  for (const HeaderEntry& e : entries) by_offset.push_back(&e);
-  std::sort(by_offset.begin(), by_offset.end(), [](const HeaderEntry* a, const HeaderEntry* b) {
-    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  return parse_safetensors(path, file_size, [&](unsigned char* out, std::size_t bytes, std::uint64_t offset) {
+    read_exact(file.get(), out, bytes, offset, path);
   });
-  std::uint64_t covered = 0;
-  const HeaderEntry* previous = nullptr;
-  for (const HeaderEntry* e : by_offset) {
-    if (e->begin < covered)
-      load_fail(path, "tensor \"", e->name, "\" data_offsets [", e->begin, ", ", e->end, "] overlap tensor \"",
-                previous->name, "\" [", previous->begin, ", ", previous->end, "]");
-    if (e->begin > covered)
-      load_fail(path, "gap of ", e->begin - covered, " unused bytes before tensor \"", e->name, "\" at offset ",
-                covered, " (data_offsets must be contiguous)");
-    covered = e->end;
-    previous = e;
-  }
-  if (covered != buffer_size)
-    load_fail(path, "data buffer is ", buffer_size, " bytes but the tensors end at ", covered, ": ",
-              buffer_size - covered, " trailing bytes");
+}
 
-  const std::uint64_t data_start = 8 + header_size;
-  for (const HeaderEntry& e : entries) {
-    Tensor t = Tensor::empty(e.shape, e.dtype);
-    const std::size_t bytes = std::size_t(e.end - e.begin);
-    auto* out = static_cast<unsigned char*>(t.impl().storage->data());
-    read_exact(file.get(), out, bytes, data_start + e.begin, path);
-    if constexpr (std::endian::native != std::endian::little) swap_elements(out, bytes, dtype_size(e.dtype));
-    result.tensors.emplace_back(e.name, std::move(t));
-  }
-  return result;
+SafetensorsFile parse_safetensors_bytes(std::string_view bytes, const std::string& name) {
+  return parse_safetensors(name, bytes.size(), [&](unsigned char* out, std::size_t n, std::uint64_t offset) {
+    // The parser checks every extent against the size first, so this holds for any input.
+    if (offset > bytes.size() || n > bytes.size() - offset)
+      load_fail(name, "read of ", n, " bytes at ", offset, " beyond the ", bytes.size(), "-byte image");
+    std::memcpy(out, bytes.data() + offset, n);
+  });
 }
 
 const Tensor& SafetensorsFile::get(const std::string& name) const {

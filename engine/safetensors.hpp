@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -32,5 +33,8 @@ struct SafetensorsFile {
 // Reads and fully validates a safetensors file (F32 and F64 tensors; other dtypes are refused).
 // Every defect throws crt::Error "load_safetensors: '<path>': <problem>".
 SafetensorsFile load_safetensors(const std::string& path);
+
+// The same checks on an image held in memory (`name` stands for the path in error messages).
+SafetensorsFile parse_safetensors_bytes(std::string_view bytes, const std::string& name);
 
 }  // namespace crt

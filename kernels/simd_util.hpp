@@ -179,8 +179,8 @@ inline Vec<Arch> exp(const Vec<Arch>& x) {
     y = _mm512_fmadd_ps(y, r, V(4.1665401e-02f));
     y = _mm512_fmadd_ps(y, r, V(1.6666277e-01f));
     y = _mm512_fmadd_ps(y, r, V(0.5f));
-    const V p = _mm512_fmadd_ps(y, r * r, r) + V(1.0f);
-    return _mm512_scalef_ps(p, k);
+    const V p = V(_mm512_fmadd_ps(y, r * r, r)) + V(1.0f);
+    return V(_mm512_scalef_ps(p, k));
   }
 #endif
   return xsimd::exp(x);

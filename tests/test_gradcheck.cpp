@@ -9,7 +9,9 @@ TEST_CASE("gradcheck: binary ops with broadcasting") {
   Generator gen(1);
   const std::vector<std::pair<Shape, Shape>> cases = {
       {{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{2, 3, 4}, {3, 1}}, {{1, 4}, {5, 1}}, {{}, {2, 3}}};
-  for (const auto& [sa, sb] : cases) {
+  for (const auto& shapes : cases) {
+    const Shape& sa = shapes.first;  // named references: CAPTURE's lambda cannot name bindings
+    const Shape& sb = shapes.second;
     CAPTURE(sa);
     CAPTURE(sb);
     Tensor a = rand_input(sa, gen), b = rand_input(sb, gen, 0.5, 1.5);

@@ -207,8 +207,9 @@ TEST_CASE("gru_sequence results do not depend on the thread count") {
   // Large enough that the all-steps GEMMs (input projection, dx, dW_ih, dW_hh) are tiled.
   // Batch 1 splits each step by hidden units at 2 threads (a different path from 1 thread's),
   // hidden 200 leaves a partial block and rows that are not a whole vector tile.
-  for (auto [batch, hidden] : {std::pair<std::int64_t, std::int64_t>{16, 64}, {16, 256},
-                               {1, 200}, {1, 256}}) {
+  for (const auto& shape : {std::pair<std::int64_t, std::int64_t>{16, 64}, {16, 256},
+                            {1, 200}, {1, 256}}) {
+    const std::int64_t batch = shape.first, hidden = shape.second;  // CAPTURE cannot name bindings
     CAPTURE(batch);
     CAPTURE(hidden);
     SeqInputs g = seq_inputs(batch, 6, 96, hidden, true, gen, DType::f32);

@@ -283,7 +283,9 @@ TEST_CASE("safetensors: round trip is bit-exact for f32, f64, rank-0, empty and 
   REQUIRE(loaded.tensors.size() == tensors.size());
   for (std::size_t i = 1; i < loaded.tensors.size(); ++i)
     CHECK(loaded.tensors[i - 1].first < loaded.tensors[i].first);  // stored sorted by name
-  for (const auto& [name, original] : tensors) {
+  for (const auto& item : tensors) {
+    const std::string& name = item.first;  // CAPTURE's lambda cannot name a structured binding
+    const Tensor& original = item.second;
     CAPTURE(name);
     const Tensor& t = loaded.get(name);
     CHECK(t.dtype() == original.dtype());

@@ -6,6 +6,11 @@ set -euo pipefail
 build_root=$1
 here=$2
 cxx=${CXX:-c++}
+# A sanitizer build's static libraries need the sanitizer runtimes at link time, which the .pc
+# files (written for ordinary builds) do not name: the consumer is built with the same option.
+sanitize=${CRT_SANITIZE:-none}
+extra=()
+[[ $sanitize != none && -n $sanitize ]] && extra=("-fsanitize=$sanitize")
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/crt-install-consumer.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -29,7 +34,7 @@ flags=$("${pkg_config[@]}" --cflags --libs crt-engine)
 echo "== pkg-config --cflags --libs crt-engine: $flags"
 
 # shellcheck disable=SC2086  # $flags is a list of compiler arguments
-$cxx -std=c++20 -O1 "$here/consumer.cpp" -o "$tmp/consumer" $flags
+$cxx -std=c++20 -O1 "${extra[@]}" "$here/consumer.cpp" -o "$tmp/consumer" $flags
 
 # Every installed header must compile on its own with only the installed Cflags (this catches
 # a public header that includes one that is not installed).
