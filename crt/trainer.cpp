@@ -124,7 +124,8 @@ StepStats Trainer::step() {
   StepStats stats;
   stats.loss = loss.item();
   require(std::isfinite(stats.loss), kOp, "loss is ", stats.loss, " at step ",
-          optimizer_->step_count() + 1, "; stopping before the parameters are corrupted");
+          optimizer_->step_count() + 1, "; stopping before the parameters are changed (with finite-value checking on, "
+          "crt train --check-finite, the op that first produced a non-finite value is named)");
   // The global norm is computed (and checked finite) even when clipping is off.
   try {
     stats.grad_norm = clip_grad_norm(clipped_, options_.clip > 0 ? options_.clip

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -15,7 +16,26 @@ namespace crt {
 namespace {
 thread_local bool t_grad_enabled = true;
 std::atomic<std::uint64_t> g_sequence{0};
+std::atomic<bool> g_check_finite{false};
+
+// Throws naming `what` when `t` holds a NaN or an infinity (the first one, in row-major order).
+void require_all_finite(const Tensor& t, const std::string& what) {
+  const Tensor c = t.contiguous();
+  const auto first_bad = [&](const auto* p) -> std::int64_t {
+    for (std::int64_t i = 0; i < c.numel(); ++i)
+      if (!std::isfinite(p[i])) return i;
+    return -1;
+  };
+  const std::int64_t bad = c.dtype() == DType::f32 ? first_bad(c.data<float>()) : first_bad(c.data<double>());
+  if (bad < 0) return;
+  const double v = c.dtype() == DType::f32 ? double(c.data<float>()[bad]) : c.data<double>()[bad];
+  throw Error(format_error("check_finite", what, " ", c.describe(), " has its first non-finite value (", v,
+                           ") at element ", bad, ", the first one while checking is on"));
+}
 }  // namespace
+
+void set_check_finite(bool on) { g_check_finite.store(on); }
+bool check_finite_enabled() { return g_check_finite.load(std::memory_order_relaxed); }
 
 bool grad_enabled() { return t_grad_enabled; }
 
@@ -38,6 +58,7 @@ bool should_record(const std::vector<Tensor>& inputs) {
 
 void record_node(Tensor& out, const char* name, const std::vector<Tensor>& inputs,
                  BackwardFn backward) {
+  if (check_finite_enabled()) require_all_finite(out, std::string("the output of op '") + name + "'");
   auto node = std::make_shared<Node>(Node{name, g_sequence.fetch_add(1), {}, NeedsGrad({}),
                                           std::move(backward), false, {}});
   std::vector<bool> needs;
@@ -168,6 +189,9 @@ void run_backward(const Tensor& root, const Tensor& seed_in, bool retain_graph) 
       if (!gi.defined() || (!e.producer && !e.leaf)) continue;
       require(gi.shape() == e.shape, "backward", "op '", node->name, "' produced a gradient ",
               gi.describe(), " for input ", i, " of shape ", e.shape);
+      if (check_finite_enabled())
+        require_all_finite(gi, "the gradient op '" + std::string(node->name) + "' returned for its input " +
+                                   std::to_string(i));
       if (e.producer) {
         auto [slot, inserted] = grads.try_emplace(e.producer.get(), gi);
         if (!inserted) {

@@ -61,6 +61,14 @@ class NoGradGuard {
   bool previous_;
 };
 
+// Finite-value checking, off by default (process-wide). While on, every op that records a node
+// scans its output, and the backward pass scans every gradient an op returns: the first
+// non-finite value throws crt::Error naming the op, the tensor and the element, so a run that
+// diverged can be replayed from its last checkpoint to find where. Costs a pass over every
+// activation and gradient.
+void set_check_finite(bool on);
+bool check_finite_enabled();
+
 // True when an op over these inputs must record a node.
 bool should_record(std::initializer_list<const Tensor*> inputs);
 bool should_record(const std::vector<Tensor>& inputs);

@@ -74,5 +74,23 @@ open(sys.argv[2], "wb").write(data.replace(b'"trainer.step":"1"', b'"trainer.ste
 PY
 expect 1 "disagrees with its metadata 'trainer.step'" -- "$crt" train "${tiny[@]}" --steps 1 --resume "$work/step.safetensors" --out "$work/r.safetensors"
 
+# Finite but huge output biases (+-3e38) make the loss overflow at the next step: training stops
+# naming the step without writing a checkpoint, and --check-finite names the op.
+python3 - "$work/m.safetensors" "$work/huge.safetensors" <<'PY'
+import json, struct, sys
+data = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", data[:8])[0]
+begin, end = json.loads(data[8:8 + n])["param.output.bias"]["data_offsets"]
+count = (end - begin) // 4
+data[8 + n + begin:8 + n + end] = struct.pack("<%df" % count, *[(-3e38 if i % 2 else 3e38) for i in range(count)])
+assert data.count(b'"train.steps":"1"') == 1  # one step more than it was trained for
+open(sys.argv[2], "wb").write(bytes(data).replace(b'"train.steps":"1"', b'"train.steps":"2"'))
+PY
+resume_huge=("$crt" train "${tiny[@]}" --steps 2 --resume "$work/huge.safetensors" --out "$work/diverged.safetensors")
+expect 1 "loss is inf at step 2; stopping before the parameters are changed" -- "${resume_huge[@]}"
+expect 1 "the output of op 'cross_entropy'" -- "${resume_huge[@]}" --check-finite
+cases=$((cases + 1))
+[[ ! -e $work/diverged.safetensors ]] || { failures=$((failures + 1)); echo "FAIL: a diverged run wrote a checkpoint" >&2; }
+
 echo "bad-input: $((cases - failures)) of $cases cases exit non-zero and name the problem"
 ((failures == 0))

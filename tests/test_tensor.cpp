@@ -181,3 +181,25 @@ TEST_CASE("matmul gives the same bits at 1 to 4 threads (the output tiling follo
     }
   }
 }
+
+TEST_CASE("finite-value checking names the first op whose output or gradient is not finite") {
+  struct CheckOn {  // the mode is process-wide: leave it off whatever happens
+    CheckOn() { set_check_finite(true); }
+    ~CheckOn() { set_check_finite(false); }
+  };
+  Tensor x = Tensor::full({2, 3}, 1.0).set_requires_grad(true);
+  {
+    CheckOn on;
+    // exp(100) overflows float: the forward stops at exp, not at a later op.
+    Tensor big = mul_scalar(x, 100.0);
+    expect_error([&] { (void)sum(exp(big)); }, {"check_finite", "op 'exp'", "f32[2, 3]", "element 0"});
+    // sqrt(0) is finite but its gradient 1 / (2 sqrt(0)) is not: the backward names sqrt.
+    Tensor zero = mul_scalar(x, 0.0);
+    Tensor y = sum(sqrt(zero));
+    CHECK(std::isfinite(y.item()));
+    expect_error([&] { y.backward(); }, {"check_finite", "gradient op 'sqrt' returned", "input 0"});
+  }
+  // Off (the default), the same computation passes its infinities on without a word.
+  CHECK(!check_finite_enabled());
+  CHECK(std::isinf(sum(exp(mul_scalar(x, 100.0))).item()));
+}

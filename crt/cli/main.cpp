@@ -20,6 +20,7 @@
 
 #include "crt/api.hpp"
 #include "datasets/corpus.hpp"
+#include "engine/autograd.hpp"
 #include "engine/error.hpp"
 #include "engine/json.hpp"
 
@@ -291,6 +292,14 @@ void check_step_memory(const ModelConfig& c, std::int64_t batch, std::int64_t bp
 
 // ---- train -----------------------------------------------------------------------------
 
+// A perplexity for progress lines: two decimals, or three significant digits in exponent form
+// once it is too large to read (a run that diverged), never a 100-digit number.
+std::string ppl_text(double ppl) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, std::isfinite(ppl) && ppl < 1e6 ? "%.2f" : "%.3g", ppl);
+  return buf;
+}
+
 int cmd_train(int argc, char** argv) {
   std::vector<OptionSpec> specs = data_options();
   const std::vector<OptionSpec> more = {
@@ -334,6 +343,8 @@ int cmd_train(int argc, char** argv) {
       {"eval-segments", "N", "segments per periodic validation (0: all)", "0"},
       {"eval-batch", "N", "evaluation batch columns", "10"},
       {"no-final-eval", "", "skip the final validation and test evaluation", ""},
+      {"check-finite", "", "check every op's output and gradient and name the first that is not "
+                           "finite (slow: for replaying a diverged run from its checkpoint)", ""},
   };
   specs.insert(specs.end(), more.begin(), more.end());
   Args a("train", "Train a CRT, Transformer or Transformer-XL language model.", specs);
@@ -343,6 +354,7 @@ int cmd_train(int argc, char** argv) {
     return 0;
   }
   apply_threads(a);
+  crt::set_check_finite(a.has("check-finite"));
   const crt::data::Corpus corpus = load_data(a, corpus_name(a, nullptr));
 
   ModelConfig c = crt::model::preset(crt::model::parse_model_kind(a.str("model")), a.integer("layers", 1, kMaxLayers),
@@ -439,8 +451,8 @@ int cmd_train(int argc, char** argv) {
     if (s.step % log_every == 0 || s.step == o.steps) {
       const double mean = window_loss / double(window_steps);
       const double eta = elapsed / double(done_here) * double(o.steps - s.step);
-      std::fprintf(stderr, "step %lld/%lld | loss %.4f | ppl %.2f | lr %.3g | grad %.3f | %s tok/s | eta %s\n",
-                   (long long)s.step, (long long)o.steps, mean, std::exp(mean), s.lr, s.grad_norm,
+      std::fprintf(stderr, "step %lld/%lld | loss %.4f | ppl %s | lr %.3g | grad %.3f | %s tok/s | eta %s\n",
+                   (long long)s.step, (long long)o.steps, mean, ppl_text(std::exp(mean)).c_str(), s.lr, s.grad_norm,
                    human_count(window_tokens / window_secs).c_str(), human_duration(eta).c_str());
       window_loss = window_tokens = window_secs = 0;
       window_steps = 0;
