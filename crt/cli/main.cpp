@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -25,6 +27,29 @@
 #include "engine/json.hpp"
 
 namespace {
+
+// Ctrl-C (SIGINT) and SIGTERM during training: the first asks the loop to finish its step and
+// save; a second leaves at once.
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal.exchange(sig) != 0) std::_Exit(128 + sig);
+}
+
+// Installs on_stop_signal for SIGINT and SIGTERM for its lifetime, then restores the defaults.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal.store(0);
+    std::signal(SIGINT, on_stop_signal);
+    std::signal(SIGTERM, on_stop_signal);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+};
 
 using crt::model::ModelConfig;
 
@@ -439,7 +464,15 @@ int cmd_train(int argc, char** argv) {
   double window_loss = 0, window_tokens = 0, window_secs = 0;
   std::int64_t window_steps = 0, done_here = 0;
   const std::int64_t first = trainer->steps_done();
+  std::optional<StopSignals> stop_signals(std::in_place);
   while (trainer->steps_done() < o.steps) {
+    if (const int sig = g_stop_signal.load(); sig != 0) {
+      trainer->save(out);  // atomic, as every save: an interrupted save leaves the old file
+      std::fprintf(stderr, "%s: saved at step %lld of %lld: resume with crt train --resume %s "
+                   "(and the same flags)\n", sig == SIGINT ? "interrupted" : "terminated",
+                   (long long)trainer->steps_done(), (long long)o.steps, out.c_str());
+      return 128 + sig;
+    }
     const crt::model::StepStats s = trainer->step();
     ++done_here;
     window_loss += s.loss;
@@ -474,6 +507,7 @@ int cmd_train(int argc, char** argv) {
     }
   }
   trainer->save(out);
+  stop_signals.reset();  // the work is saved: a signal during the final evaluation ends it at once
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "trained %lld steps in %s; checkpoint: %s\n", (long long)(o.steps - first),
                human_duration(total).c_str(), out.c_str());
