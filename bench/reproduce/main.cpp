@@ -1,12 +1,16 @@
 // crt-reproduce: runs a reproduction protocol (bench/protocols/*.json) and reports it.
 //   crt-reproduce --protocol FILE [--out DIR] [--runs A,B] [--threads N] [--data-dir DIR]
 //   crt-reproduce --protocol FILE --report [--out DIR]
+//   crt-reproduce --protocol FILE --measure-latency [--out DIR] [--threads N]
 // Each run trains from its own checkpoint (<out>/<protocol>/<run>/checkpoint.safetensors,
 // written every recipe.save_every steps and on SIGINT/SIGTERM), so a run stopped at any point
 // continues bit for bit when the command is started again; finished runs (those with a record
 // in <out>/<protocol>/runs.jsonl) are skipped. The report step turns the records into
 // report.md and two SVG plots (perplexity against forward FLOPs per segment and against
-// batch-1 latency per segment, the paper's Figures 5 and 6).
+// batch-1 latency per segment, the paper's Figures 5 and 6). --measure-latency times every run's
+// model side by side in one process (latency does not depend on the weights' values) and writes
+// latency.json, which the report then uses instead of the figures each record took after
+// training, on whatever machine and beside whatever load that was.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -17,6 +21,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -49,13 +54,14 @@ struct Options {
   std::string protocol, out = "results", data_dir, runs;
   int threads = 0;
   bool report = false;
+  bool measure_latency = false;
   std::int64_t stop_after_steps = 0;  // > 0: stop each invocation after this many steps (tests)
 };
 
 [[noreturn]] void usage_error(const std::string& problem) {
   std::cerr << kTool << ": " << problem << "\n"
             << "usage: " << kTool << " --protocol FILE [--out DIR] [--runs A,B] [--threads N] "
-               "[--data-dir DIR] [--report] [--stop-after-steps N]\n";
+               "[--data-dir DIR] [--report | --measure-latency] [--stop-after-steps N]\n";
   std::exit(2);
 }
 
@@ -87,15 +93,19 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--threads") o.threads = int(parse_count(a, value(), 1024));
     else if (a == "--stop-after-steps") o.stop_after_steps = parse_count(a, value(), 1LL << 40);
     else if (a == "--report") o.report = true;
+    else if (a == "--measure-latency") o.measure_latency = true;
     else if (a == "--help" || a == "-h") {
       std::cout << "usage: " << kTool << " --protocol FILE [--out DIR] [--runs A,B] [--threads N] "
-                   "[--data-dir DIR] [--report] [--stop-after-steps N]\n"
+                   "[--data-dir DIR] [--report | --measure-latency] [--stop-after-steps N]\n"
                    "Trains every run of a protocol that has no record yet (resuming from its "
-                   "checkpoint), then writes the report; --report only writes the report.\n";
+                   "checkpoint), then writes the report; --report only writes the report; "
+                   "--measure-latency times every run's model side by side (latency.json), then "
+                   "writes the report.\n";
       std::exit(0);
     } else usage_error("unknown argument '" + a + "'");
   }
   if (o.protocol.empty()) usage_error("--protocol is required");
+  if (o.report && o.measure_latency) usage_error("--report and --measure-latency exclude each other");
   if (o.out.empty()) usage_error("--out must not be empty");
   return o;
 }
@@ -179,6 +189,45 @@ double segment_latency_ms(const crt::model::LanguageModel& m, const std::vector<
   }
   std::sort(ms.begin(), ms.end());
   return ms[ms.size() / 2];
+}
+
+std::string cpu_name() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown CPU";
+}
+
+// Rounds of the side-by-side latency measurement: each run's figure is the median of its
+// per-round medians, so a burst of other load in one round moves no run's figure much.
+constexpr int kLatencyRounds = 3;
+
+// Times every run's model (freshly initialised: latency does not depend on the weights'
+// values) in turns, and returns latency.json's content.
+Value measure_latencies(const crt::repro::Protocol& p, const crt::data::Corpus& corpus, const std::string& commit) {
+  std::vector<std::unique_ptr<crt::model::LanguageModel>> models;
+  for (const auto& spec : p.runs)
+    models.push_back(std::make_unique<crt::model::LanguageModel>(
+        p.config(spec, std::int64_t(corpus.vocab.size())), spec.seed));
+  std::vector<std::vector<double>> rounds(p.runs.size());
+  for (int round = 0; round < kLatencyRounds; ++round)
+    for (std::size_t i = 0; i < p.runs.size(); ++i)
+      rounds[i].push_back(segment_latency_ms(*models[i], corpus.test, p.runs[i].recipe.latency_segments));
+  Value runs = Value::object();
+  for (std::size_t i = 0; i < p.runs.size(); ++i) {
+    std::sort(rounds[i].begin(), rounds[i].end());
+    runs.add(p.runs[i].name, Value::number(rounds[i][rounds[i].size() / 2]));
+    std::cerr << "[" << p.runs[i].name << "] " << rounds[i][rounds[i].size() / 2] << " ms per segment\n";
+  }
+  Value out = Value::object();
+  out.add("cpu", Value::string(cpu_name()));
+  out.add("isa", Value::string(crt::active_isa()));
+  out.add("threads", Value::integer(std::uint64_t(crt::thread_count())));
+  out.add("commit", Value::string(commit));
+  out.add("rounds", Value::integer(kLatencyRounds));
+  out.add("ms_per_segment", runs);
+  return out;
 }
 
 std::int64_t meta_int(const std::map<std::string, std::string>& meta, const std::string& key) {
@@ -353,8 +402,30 @@ std::string overrides_text(const crt::repro::RunSpec& r) {
   return out;
 }
 
+// latency.json's content, or null when there is none (the report then uses the records').
+Value read_latency(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Value();
+  std::ostringstream text;
+  text << in.rdbuf();
+  try {
+    Value v = crt::json::parse(text.str());
+    if (!v.find("ms_per_segment") || !v.find("ms_per_segment")->is_object()) throw crt::Error("no 'ms_per_segment' object");
+    return v;
+  } catch (const crt::Error& e) {
+    throw crt::Error(file.string() + ": " + e.what() + " (remove it or measure again with --measure-latency)");
+  }
+}
+
 void write_report(const crt::repro::Protocol& p, const std::map<std::string, Value>& records,
                   const fs::path& dir) {
+  const Value latency = read_latency(dir / "latency.json");
+  // A run's batch-1 latency: latency.json's when it has the run, else the record's.
+  auto latency_of = [&](const std::string& run, const Value& rec) {
+    if (!latency.is_null())
+      if (const Value* v = latency.find("ms_per_segment")->find(run); v && v->is_number()) return v->as_number();
+    return field(rec, "latency_ms_per_segment");
+  };
   const bool overridden = std::any_of(p.runs.begin(), p.runs.end(),
                                       [](const auto& r) { return !r.recipe_overrides.empty(); });
   std::ostringstream md;
@@ -397,7 +468,7 @@ void write_report(const crt::repro::Protocol& p, const std::map<std::string, Val
       md << fixed(field(rec, "valid_ppl"), 2) << " | " << fixed(field(rec, "test_ppl"), 2) << " | "
          << (r.paper_ppl ? fixed(*r.paper_ppl, 1) : "-") << " | " << fixed(field(rec, "params"), 0) << " | "
          << fixed(field(rec, "flops_forward_per_segment") / 1e6, 1) << "M | "
-         << fixed(field(rec, "latency_ms_per_segment"), 2) << " | " << fixed(field(rec, "tokens_per_s"), 0)
+         << fixed(latency_of(r.name, rec), 2) << " | " << fixed(field(rec, "tokens_per_s"), 0)
          << " | " << commits << " |\n";
     }
     // A recipe-selection table: the choice is made on validation perplexity only.
@@ -434,7 +505,7 @@ void write_report(const crt::repro::Protocol& p, const std::map<std::string, Val
     if (r.series.empty() || it == records.end()) continue;
     const double ppl = field(it->second, "test_ppl");
     by_flops[r.series].push_back({field(it->second, "flops_forward_per_segment") / 1e6, ppl});
-    by_latency[r.series].push_back({field(it->second, "latency_ms_per_segment"), ppl});
+    by_latency[r.series].push_back({latency_of(r.name, it->second), ppl});
   }
   auto chart = [&](const std::string& title, const std::string& x, auto& points) {
     crt::bench::LineChart ch;
@@ -456,9 +527,15 @@ void write_report(const crt::repro::Protocol& p, const std::map<std::string, Val
      << "![perplexity against latency](ppl_vs_latency.svg)\n\n"
      << "FLOPs: the closed form of `crt/flops.hpp` (a multiply-add is 2 FLOPs), forward of one segment at "
      << "batch 1 including the output layer, with the memory token or the full cache. Latency: median of "
-     << "batch-1 segments of the test split, memory or cache carried, on the machine and threads of the "
-     << "record (measured beside whatever else ran then: compare within one record set, not across "
-     << "machines).\n";
+     << "batch-1 segments of the test split (forward and loss), memory or cache carried, ";
+  if (!latency.is_null())
+    md << "every run's model timed side by side in one process by `--measure-latency` (the median of "
+       << latency.find("rounds")->as_number() << " rounds taken in turns) on " << latency.find("cpu")->as_string()
+       << ", " << latency.find("isa")->as_string() << ", " << latency.find("threads")->as_number()
+       << " threads, commit " << latency.find("commit")->as_string() << ".\n";
+  else
+    md << "as each record measured it after training, on that run's machine and threads and beside "
+       << "whatever else ran then (`--measure-latency` times all runs side by side).\n";
   std::ofstream out(dir / "report.md");
   out << md.str();
   if (!out) throw crt::Error("cannot write " + (dir / "report.md").string());
@@ -475,7 +552,16 @@ int main(int argc, char** argv) {
     const fs::path records_file = dir / "runs.jsonl";
     std::map<std::string, Value> records = read_records(records_file);
     int status = 0;
-    if (!opt.report) {
+    if (opt.measure_latency) {
+      crt::set_thread_count(opt.threads);
+      const crt::data::Corpus corpus = crt::data::load_corpus(p.corpus, crt::data::resolve_data_dir(opt.data_dir));
+      const Value latency = measure_latencies(p, corpus, source_commit());
+      const fs::path file = dir / "latency.json";
+      std::ofstream out(file);
+      out << crt::json::write(latency) << "\n";
+      out.close();
+      if (!out) throw crt::Error("cannot write " + file.string());
+    } else if (!opt.report) {
       std::vector<std::string> chosen = split(opt.runs, ',');
       for (const std::string& name : chosen)
         if (!p.find(name)) usage_error("--runs names '" + name + "', which is not in " + opt.protocol);

@@ -58,6 +58,19 @@ PY
 grep -q "lr 0.002" "$dir/report.md" || fail "the report does not show a run's recipe change"
 grep -q "Lowest validation perplexity" "$dir/report.md" || fail "the report does not name the best recipe"
 
+# Latency measured side by side for every run replaces the records' figures in the report.
+"$tool" --protocol "$protocol" --out "$work/straight" --threads 1 --measure-latency 2> "$work/latency.log" ||
+  { cat "$work/latency.log"; fail "--measure-latency exited non-zero"; }
+python3 - "$dir/latency.json" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))
+runs = v["ms_per_segment"]
+assert set(runs) == {"transformer-8", "crt-ncgru-8", "crt-gru-4"}, runs
+assert all(ms > 0 for ms in runs.values()), runs
+assert v["threads"] == 1 and v["rounds"] >= 1 and v["cpu"] and v["commit"], v
+PY
+grep -q "timed side by side in one process" "$dir/report.md" || fail "the report does not use latency.json"
+
 # A record trained with another recipe than the protocol's now is refused, naming the run.
 sed 's/"lr": 0.002/"lr": 0.001/' "$protocol" > "$work/changed.json"
 set +e
