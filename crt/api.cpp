@@ -55,22 +55,7 @@ model::EvalResult Model::evaluate(const std::vector<std::int32_t>& tokens, std::
 // ---- Stream ----------------------------------------------------------------------------
 
 Stream::Stream(std::shared_ptr<const model::LanguageModel> m)
-    : model_(std::move(m)), state_(model_->initial_state(1)) {}
-
-namespace {
-// Log-probabilities of the token after the last position of `hidden` [1, T, d].
-std::vector<float> last_log_probs(const model::LanguageModel& m, const Tensor& hidden) {
-  const Tensor last = hidden.narrow(1, hidden.size(1) - 1, 1);
-  return m.log_probs(last).to_float_vector();
-}
-}  // namespace
-
-void Stream::predict_pending() {
-  // Runs the incomplete segment on a copy of the state, so the memory does not advance.
-  model::StreamState scratch = state_;
-  const Tensor hidden = model_->forward(pending_, 1, scratch, {});
-  next_log_probs_ = last_log_probs(*model_, hidden);
-}
+    : model_(std::move(m)), state_(model_->decode_state(1)) {}
 
 std::vector<float> Stream::feed(std::span<const std::int32_t> tokens) {
   require(!tokens.empty(), "Stream::feed", "no tokens given");
@@ -79,18 +64,9 @@ std::vector<float> Stream::feed(std::span<const std::int32_t> tokens) {
     require(tokens[i] >= 0 && tokens[i] < vocab, "Stream::feed", "token ", tokens[i],
             " at position ", i, " is outside the vocabulary [0, ", vocab, ")");
   NoGradGuard no_grad;
-  const auto seg_len = std::size_t(model_->config().seg_len);
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    pending_.push_back(tokens[i]);
-    ++seen_;
-    if (pending_.size() == seg_len) {  // segment complete: advance memory / cache
-      const Tensor hidden = model_->forward(pending_, 1, state_, {});
-      state_.detach();
-      if (i + 1 == tokens.size()) next_log_probs_ = last_log_probs(*model_, hidden);
-      pending_.clear();
-    }
-  }
-  if (!pending_.empty()) predict_pending();
+  const Tensor hidden = model_->decode(std::vector<std::int32_t>(tokens.begin(), tokens.end()), 1, state_);
+  next_log_probs_ = model_->log_probs(hidden.narrow(1, hidden.size(1) - 1, 1)).to_float_vector();
+  seen_ += std::int64_t(tokens.size());
   return next_log_probs_;
 }
 
@@ -137,14 +113,11 @@ std::vector<std::int32_t> Stream::generate(std::size_t count, Generator& gen, do
 }
 
 void Stream::reset() {
-  state_ = model_->initial_state(1);
-  pending_.clear();
+  state_ = model_->decode_state(1);
   next_log_probs_.clear();
   seen_ = 0;
 }
 
-std::int64_t Stream::state_bytes() const {
-  return state_.bytes() + std::int64_t(pending_.size() * sizeof(std::int32_t));
-}
+std::int64_t Stream::state_bytes() const { return state_.bytes(); }
 
 }  // namespace crt

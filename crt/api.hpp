@@ -66,6 +66,8 @@ class Model {
 // One sequence being read or written. Tokens are grouped into segments of seg_len; when a
 // segment completes, the memory (CRT) or cache (Transformer-XL) advances, so a stream can run
 // forever at constant memory. A Transformer without memory sees only the current segment.
+// Decoding is incremental: a token costs its own projections and attention over the keys of
+// its segment (and cache), not a forward over the whole pending segment.
 class Stream {
  public:
   // Feeds tokens and returns the log-probabilities [V] of the token that follows them.
@@ -80,16 +82,15 @@ class Stream {
                                      int top_k = 0);
   void reset();
   std::int64_t tokens_seen() const { return seen_; }
-  // Bytes of state carried between segments (memory vector or cache) plus pending tokens.
+  // Bytes of state: what is carried between segments (memory vector or cache) plus the current
+  // segment's keys, values and outputs (at most seg_len positions).
   std::int64_t state_bytes() const;
 
  private:
   friend class Model;
   explicit Stream(std::shared_ptr<const model::LanguageModel> m);
-  void predict_pending();
   std::shared_ptr<const model::LanguageModel> model_;
-  model::StreamState state_;           // after the last completed segment
-  std::vector<std::int32_t> pending_;  // tokens of the current, incomplete segment
+  model::DecodeState state_;
   std::vector<float> next_log_probs_;
   std::int64_t seen_ = 0;
 };

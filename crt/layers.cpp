@@ -143,6 +143,52 @@ Tensor SelfAttention::operator()(const Tensor& x, const Tensor& prefix, const Te
   return out(o.permute({0, 2, 1, 3}).reshape({batch, t, width}));
 }
 
+std::int64_t KvCache::bytes() const {
+  std::int64_t b = 0;
+  for (const Tensor* t : {&keys, &values})
+    if (t->defined()) b += t->numel() * std::int64_t(dtype_size(t->dtype()));
+  return b;
+}
+
+Tensor SelfAttention::relative_keys(const Tensor& pos_table) const {
+  require(r_net.weight.defined(), "SelfAttention::relative_keys", "this attention is not relative");
+  return r_net(pos_table).reshape({pos_table.size(0), n_head, d_head}).permute({1, 0, 2}).contiguous();
+}
+
+KvCache SelfAttention::prefix_kv(const Tensor& prefix) const {
+  const std::int64_t width = n_head * d_head;
+  const Tensor kv = linear(prefix, qkv.weight.narrow(0, width, 2 * width));
+  return {split_heads(kv.narrow(2, 0, width), n_head, d_head).contiguous(),
+          split_heads(kv.narrow(2, width, width), n_head, d_head).contiguous()};
+}
+
+Tensor SelfAttention::step(const Tensor& x, KvCache& kv, const Tensor& rel_keys,
+                           const RelativeBiases* biases) const {
+  const std::int64_t batch = x.size(0), n = x.size(1), width = n_head * d_head;
+  const double scale = 1.0 / std::sqrt(double(d_head));
+  const Tensor h = qkv(x);  // [B, n, 3 * width]
+  const Tensor q = split_heads(h.narrow(2, 0, width), n_head, d_head);
+  const Tensor k = split_heads(h.narrow(2, width, width), n_head, d_head);
+  const Tensor v = split_heads(h.narrow(2, 2 * width, width), n_head, d_head);
+  kv.keys = kv.keys.defined() ? concat({kv.keys, k}, 2) : k.contiguous();
+  kv.values = kv.values.defined() ? concat({kv.values, v}, 2) : v.contiguous();
+  const std::int64_t tk = kv.keys.size(2);
+  Tensor o;
+  if (r_net.weight.defined()) {
+    require(rel_keys.defined() && rel_keys.size(1) >= tk && biases != nullptr, "SelfAttention::step",
+            "relative attention needs keys for ", tk, " distances and the u/v biases");
+    const Tensor r = rel_keys.narrow(1, 0, tk);
+    const Tensor uq = add(q, biases->r_w_bias.reshape({n_head, 1, d_head}));
+    const Tensor vq = add(q, biases->r_r_bias.reshape({n_head, 1, d_head}));
+    const Tensor by_distance = matmul(vq, r.unsqueeze(0).expand({batch, n_head, tk, d_head}), false, true);
+    const Tensor bd = mul_scalar(rel_shift(by_distance, tk - n, tk), scale);
+    o = attention(uq, kv.keys, kv.values, true, bd, scale);
+  } else {
+    o = attention(q, kv.keys, kv.values, true, Tensor(), scale);
+  }
+  return out(o.permute({0, 2, 1, 3}).reshape({batch, n, width}));
+}
+
 TransformerBlock::TransformerBlock(std::int64_t d_model, std::int64_t n_head, std::int64_t d_head,
                                    std::int64_t d_inner, bool relative, bool pre, double std,
                                    Generator& gen)
@@ -164,6 +210,21 @@ Tensor TransformerBlock::operator()(const Tensor& x, const Tensor& prefix, const
   const Tensor a = attn(x, prefix, pos_emb, biases, dropatt, ctx);
   const Tensor h = ln_attn(add(x, apply_dropout(a, p, ctx)));
   return ln_ff(add(h, ff(h, p, ctx)));
+}
+
+Tensor TransformerBlock::step(const Tensor& x, KvCache& kv, const Tensor& rel_keys,
+                              const RelativeBiases* biases) const {
+  const ForwardContext inference;
+  if (pre_ln) {
+    const Tensor h = add(x, attn.step(ln_attn(x), kv, rel_keys, biases));
+    return add(h, ff(ln_ff(h), 0.0, inference));
+  }
+  const Tensor h = ln_attn(add(x, attn.step(x, kv, rel_keys, biases)));
+  return ln_ff(add(h, ff(h, 0.0, inference)));
+}
+
+KvCache TransformerBlock::prefix_kv(const Tensor& prefix) const {
+  return attn.prefix_kv(pre_ln ? ln_attn(prefix) : prefix);
 }
 
 void TransformerBlock::collect(const std::string& prefix, NamedTensors& out) const {

@@ -64,6 +64,14 @@ struct RelativeBiases {
   Tensor r_r_bias;  // v: [heads, d_head]
 };
 
+// Keys and values of the positions one layer has seen so far in the current segment (and, for
+// Transformer-XL, of its cache), for decoding a few tokens at a time.
+struct KvCache {
+  Tensor keys, values;  // [B, heads, P, d_head]; undefined while P = 0
+  std::int64_t positions() const { return keys.defined() ? keys.size(2) : 0; }
+  std::int64_t bytes() const;
+};
+
 // Multi-head causal self-attention without biases (TXL's qkv_net and o_net).
 struct SelfAttention {
   std::int64_t n_head = 0, d_head = 0;
@@ -79,6 +87,15 @@ struct SelfAttention {
   Tensor operator()(const Tensor& x, const Tensor& prefix, const Tensor& pos_emb,
                     const RelativeBiases* biases, double dropatt,
                     const ForwardContext& ctx) const;
+  // Incremental form (inference): x: [B, n, d] continues the positions in `kv`, whose keys and
+  // values it appends; causal among the n. The same values as operator() over all positions
+  // at once, up to rounding. rel_keys: relative only, relative_keys(pos_table).
+  Tensor step(const Tensor& x, KvCache& kv, const Tensor& rel_keys, const RelativeBiases* biases) const;
+  // Keys and values of prefix: [B, P, d] (a Transformer-XL cache) as a KvCache to step from.
+  KvCache prefix_kv(const Tensor& prefix) const;
+  // Relative only: r_net over the sinusoids by distance, [heads, K, d_head] for the K rows of
+  // pos_table: [K, d] (the same for every token, so computed once per stream).
+  Tensor relative_keys(const Tensor& pos_table) const;
   void collect(const std::string& prefix, NamedTensors& out) const;
 };
 
@@ -94,6 +111,10 @@ struct TransformerBlock {
   Tensor operator()(const Tensor& x, const Tensor& prefix, const Tensor& pos_emb,
                     const RelativeBiases* biases, double dropout, double dropatt,
                     const ForwardContext& ctx) const;
+  // Incremental form (inference, no dropout): x: [B, n, d] -> [B, n, d]; see SelfAttention::step.
+  Tensor step(const Tensor& x, KvCache& kv, const Tensor& rel_keys, const RelativeBiases* biases) const;
+  // The KvCache of a Transformer-XL cache prefix: [B, P, d] (layer-normed first with pre-LN).
+  KvCache prefix_kv(const Tensor& prefix) const;
   void collect(const std::string& prefix, NamedTensors& out) const;
 };
 

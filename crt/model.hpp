@@ -37,6 +37,23 @@ struct StreamState {
   std::int64_t bytes() const;
 };
 
+// Incremental decoding of a batch of streams (inference only): the StreamState after the last
+// completed segment plus what the current segment has built so far, so that each new token
+// costs its own projections, attention over at most mem_len + seg_len + 1 keys, and its
+// feed-forward, instead of a forward over the whole pending segment.
+struct DecodeState {
+  StreamState stream;            // memory, cache and position state after the last full segment
+  std::int64_t filled = 0;       // tokens of the current segment fed so far
+  std::vector<KvCache> kv;       // per layer: keys and values of the segment (and XL cache)
+  std::vector<Tensor> layer_inputs;  // Transformer-XL: per layer, [B, filled, d] entering it
+  Tensor outputs;                // CRT memory RNN: final-layer outputs [B, filled, d]
+  Tensor memory_in;              // CRT: the memory this segment started from (undefined: none)
+  Tensor position_h;             // position RNN state after the last token fed [B, d]
+  std::vector<Tensor> rel_keys;  // Transformer-XL: per layer, relative_keys of the sinusoids
+  // Bytes held: the carried state plus the current segment's keys, values and outputs.
+  std::int64_t bytes() const;
+};
+
 class LanguageModel {
  public:
   // dtype f64 exists for gradient checks of whole models; f32 is the working type.
@@ -52,6 +69,13 @@ class LanguageModel {
   // (memory or cache updated; the graph through them is kept until state.detach()).
   Tensor forward(const std::vector<std::int32_t>& ids, std::int64_t batch, StreamState& state,
                  const ForwardContext& ctx) const;
+  // Incremental decoding. ids: [B, n] row-major, any n >= 1 (segments complete along the way,
+  // advancing the memory or cache exactly where forward() over whole segments would). Returns
+  // the final hidden states [B, n, d], equal to forward()'s for the same positions up to
+  // rounding. Runs without a graph.
+  DecodeState decode_state(std::int64_t batch) const;
+  Tensor decode(const std::vector<std::int32_t>& ids, std::int64_t batch, DecodeState& state) const;
+
   // hidden: [B, T, d]; targets: B*T ids -> mean negative log-likelihood
   Tensor loss(const Tensor& hidden, const std::vector<std::int32_t>& targets) const;
   // hidden: [B, T, d] -> log-probabilities [B, T, V]
@@ -77,6 +101,11 @@ class LanguageModel {
  private:
   Tensor embed(const std::vector<std::int32_t>& ids, std::int64_t batch, std::int64_t t,
                StreamState& state, const ForwardContext& ctx) const;
+  // decode() within one segment: ids: [B, n] with n <= seg_len - state.filled.
+  Tensor decode_within_segment(const std::vector<std::int32_t>& ids, std::int64_t batch,
+                               DecodeState& state) const;
+  void begin_decode_segment(DecodeState& state) const;
+  void end_decode_segment(DecodeState& state) const;
 
   ModelConfig config_;
   Tensor embedding_;        // [V, d]

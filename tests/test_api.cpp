@@ -2,6 +2,9 @@
 // generation runs at constant state size, and bad input is refused clearly.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "crt/api.hpp"
 #include "engine/error.hpp"
 
@@ -24,7 +27,11 @@ TEST_CASE("streams are independent and piecewise feeding equals feeding at once"
     const std::vector<float> whole = a.feed(text);
     std::vector<float> pieces;
     for (std::int32_t t : text) pieces = b.feed({t});
-    CHECK(whole == pieces);
+    // One token at a time runs other matrix shapes than ten at once: equal up to rounding.
+    REQUIRE(whole.size() == pieces.size());
+    float worst = 0;
+    for (std::size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, std::abs(whole[i] - pieces[i]));
+    CHECK(worst <= 1e-4f);
     // Feeding another stream in between changes nothing for this one.
     c.feed({20, 21, 22, 23, 24});
     Stream d = m.open_stream();

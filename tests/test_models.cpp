@@ -434,3 +434,92 @@ TEST_CASE("first-step gradient norms are of one order for every model kind") {
     CHECK(first.grad_norm < 10 * second.grad_norm);
   }
 }
+
+namespace {
+// Log-probabilities [n, V] of a one-stream run, as doubles.
+std::vector<double> log_probs_of(const LanguageModel& m, const Tensor& hidden) {
+  NoGradGuard ng;
+  return m.log_probs(hidden).to_vector();
+}
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double d = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
+  return d;
+}
+}  // namespace
+
+TEST_CASE("incremental decoding equals the segment-at-once forward: one token, chunks, all at once") {
+  // Three whole segments and a part of a fourth, in double (differences are rounding only)
+  // and in float; every model kind, both CRT cells, a carried position RNN.
+  std::vector<ModelConfig> configs = all_kinds();
+  ModelConfig carry = tiny(ModelKind::crt);
+  carry.pos_rnn_carry = true;
+  carry.pos_rnn_residual = true;
+  configs.push_back(carry);
+  for (DType dtype : {DType::f64, DType::f32}) {
+    for (const ModelConfig& c : configs) {
+      CAPTURE(c.summary());
+      CAPTURE(dtype_size(dtype));
+      LanguageModel m(c, 5, dtype);
+      perturbed_parameters(m);
+      const std::int64_t n = 3 * c.seg_len + 2;
+      const std::vector<std::int32_t> ids = tokens(n, c.vocab_size, 9);
+      // Reference: forward() over whole segments, then the partial last one.
+      std::vector<double> reference;
+      {
+        NoGradGuard ng;
+        StreamState s = m.initial_state(1);
+        for (std::int64_t begin = 0; begin < n; begin += c.seg_len) {
+          const std::int64_t len = std::min(c.seg_len, n - begin);
+          const std::vector<std::int32_t> seg(ids.begin() + begin, ids.begin() + begin + len);
+          const std::vector<double> lp = log_probs_of(m, m.forward(seg, 1, s, {}));
+          reference.insert(reference.end(), lp.begin(), lp.end());
+        }
+      }
+      const double tolerance = dtype == DType::f64 ? 1e-10 : 2e-4;
+      for (std::int64_t chunk : {std::int64_t(1), std::int64_t(3), n}) {
+        CAPTURE(chunk);
+        DecodeState s = m.decode_state(1);
+        std::vector<double> got;
+        std::vector<std::int64_t> boundary_bytes;
+        for (std::int64_t begin = 0; begin < n; begin += chunk) {
+          const std::int64_t len = std::min(chunk, n - begin);
+          const std::vector<std::int32_t> piece(ids.begin() + begin, ids.begin() + begin + len);
+          const std::vector<double> lp = log_probs_of(m, m.decode(piece, 1, s));
+          got.insert(got.end(), lp.begin(), lp.end());
+          if (s.filled == 0) boundary_bytes.push_back(s.bytes());
+        }
+        CHECK(max_abs_diff(got, reference) <= tolerance);
+        // Between segments the state does not grow (CRT: one memory vector; XL: a full cache).
+        for (std::size_t i = 1; i < boundary_bytes.size(); ++i) CHECK(boundary_bytes[i] == boundary_bytes[0]);
+        if (c.kind == ModelKind::crt && chunk == 1) {
+          CHECK(!boundary_bytes.empty());
+          CHECK(boundary_bytes.back() == std::int64_t(c.d_model * (c.pos_rnn_carry ? 2 : 1) * dtype_size(dtype)));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("incremental decoding of a batch equals decoding each stream alone") {
+  for (const ModelConfig& c : all_kinds()) {
+    CAPTURE(c.summary());
+    LanguageModel m(c, 5, DType::f64);
+    perturbed_parameters(m);
+    const std::int64_t batch = 3, n = c.seg_len + 3;
+    const std::vector<std::int32_t> ids = tokens(batch * n, c.vocab_size, 4);
+    DecodeState together = m.decode_state(batch);
+    const std::vector<double> all = log_probs_of(m, m.decode(ids, batch, together));
+    const std::size_t per_stream = all.size() / std::size_t(batch);
+    for (std::int64_t b = 0; b < batch; ++b) {
+      DecodeState alone = m.decode_state(1);
+      const std::vector<std::int32_t> mine(ids.begin() + b * n, ids.begin() + (b + 1) * n);
+      const std::vector<double> lp = log_probs_of(m, m.decode(mine, 1, alone));
+      const std::vector<double> part(all.begin() + long(std::size_t(b) * per_stream),
+                                     all.begin() + long(std::size_t(b + 1) * per_stream));
+      CHECK(max_abs_diff(lp, part) <= 1e-12);
+    }
+  }
+}
