@@ -162,8 +162,9 @@ void register_elementwise() {
                                                    {UnaryOp::sigmoid, "sigmoid"},
                                                    {UnaryOp::gelu, "gelu"},
                                                    {UnaryOp::relu, "relu"}};
-    for (const auto& [op, op_name_c] : ops) {
-      const std::string op_name = op_name_c;
+    for (const auto& entry : ops) {
+      const UnaryOp op = entry.first;  // named: the lambdas below capture it
+      const std::string op_name = entry.second;
       add("unary_" + op_name, size, Rate::bytes, 2 * kF * n, [n, op](const KernelTable& t) -> Body {
         auto x = buffer(n, -4, 4, 4), y = buffer(n, 0, 0, 5);
         return [&t, x, y, n, op] { t.unary(op, x->data(), y->data(), n); };
@@ -188,14 +189,16 @@ void register_elementwise() {
     });
   }
   // Reductions: per-row sums of a segment's activations, bias gradients of the GRU gates.
-  for (auto [rows, cols] : {std::pair<size_t, size_t>{1120, 256}, {1120, 410}}) {
+  for (const auto& shape : {std::pair<size_t, size_t>{1120, 256}, {1120, 410}}) {
+    const size_t rows = shape.first, cols = shape.second;  // named: lambdas capture them
     add("sum_rows", dims(rows, cols), Rate::bytes, kF * (rows * cols + rows),
         [rows, cols](const KernelTable& t) -> Body {
           auto x = buffer(rows * cols, -1, 1, 11), y = buffer(rows, 0, 0, 12);
           return [&t, x, y, rows, cols] { t.sum_rows(x->data(), y->data(), rows, cols); };
         });
   }
-  for (auto [rows, cols] : {std::pair<size_t, size_t>{1120, 768}, {1120, 1230}}) {
+  for (const auto& shape : {std::pair<size_t, size_t>{1120, 768}, {1120, 1230}}) {
+    const size_t rows = shape.first, cols = shape.second;  // named: lambdas capture them
     add("sum_cols", dims(rows, cols), Rate::bytes, kF * (rows * cols + cols),
         [rows, cols](const KernelTable& t) -> Body {
           auto x = buffer(rows * cols, -1, 1, 13), y = buffer(cols, 0, 0, 14);
@@ -203,7 +206,8 @@ void register_elementwise() {
         });
   }
   // modReLU over an NCGRU state batch.
-  for (auto [rows, cols] : {std::pair<size_t, size_t>{16, 256}, {16, 410}}) {
+  for (const auto& shape : {std::pair<size_t, size_t>{16, 256}, {16, 410}}) {
+    const size_t rows = shape.first, cols = shape.second;  // named: lambdas capture them
     add("modrelu_forward", dims(rows, cols), Rate::bytes, kF * (2 * rows * cols + cols),
         [rows, cols](const KernelTable& t) -> Body {
           auto z = buffer(rows * cols, -1, 1, 15), b = buffer(cols, -0.5, 0.5, 16),
@@ -236,8 +240,9 @@ void register_elementwise() {
 
 void register_softmax() {
   // Attention-score rows (batch 16 x heads 10 x segment 70, over 140 keys) and vocabulary rows.
-  for (auto [rows, cols] :
+  for (const auto& shape :
        {std::pair<size_t, size_t>{11200, 140}, {70, 10000}, {16, 33278}}) {
+    const size_t rows = shape.first, cols = shape.second;  // named: lambdas capture them
     const double n = double(rows * cols);
     add("softmax_rows", dims(rows, cols), Rate::bytes, 2 * kF * n,
         [rows, cols](const KernelTable& t) -> Body {
@@ -347,7 +352,8 @@ void register_norm_gru() {
 void register_gemv_f64() {
   // A batch-1 GRU step's recurrent product, W_hh [3H, H] packed in the variant's panels
   // (d = 256: 768 KB, in L2; d = 410: 2 MB, beyond it), and the one-cell step's 1.5 MB.
-  for (auto [n, k] : {std::pair<size_t, size_t>{768, 256}, {1536, 256}, {1230, 410}}) {
+  for (const auto& shape : {std::pair<size_t, size_t>{768, 256}, {1536, 256}, {1230, 410}}) {
+    const size_t n = shape.first, k = shape.second;  // named: lambdas capture them
     add("gemv_packed", dims(n, k), Rate::bytes, kF * double(n * k),
         [n, k](const KernelTable& t) -> Body {
           const size_t panel = t.lanes;

@@ -2,6 +2,7 @@
 #include "crt/api.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <numeric>
 
@@ -9,6 +10,7 @@
 #include "engine/autograd.hpp"
 #include "engine/error.hpp"
 #include "engine/parallel.hpp"
+#include "engine/safetensors.hpp"
 #include "kernels/kernels.hpp"
 
 #ifndef CRT_VERSION
@@ -119,5 +121,78 @@ void Stream::reset() {
 }
 
 std::int64_t Stream::state_bytes() const { return state_.bytes(); }
+
+namespace {
+constexpr const char* kNextLogProbs = "stream.next_log_probs";
+constexpr const char* kSeen = "stream.seen";
+}  // namespace
+
+// The tensors and metadata of a stream's state file.
+std::pair<model::NamedTensors, std::map<std::string, std::string>> Stream::state_file() const {
+  model::NamedTensors tensors = state_.named();
+  if (!next_log_probs_.empty())
+    tensors.emplace_back(kNextLogProbs, Tensor::from_vector(next_log_probs_, {std::int64_t(next_log_probs_.size())}));
+  std::map<std::string, std::string> meta = model_->config().to_metadata();
+  for (const auto& [k, v] : state_.metadata()) meta[k] = v;
+  meta[kSeen] = std::to_string(seen_);
+  return {std::move(tensors), std::move(meta)};
+}
+
+std::string Stream::save_state_bytes() const {
+  const auto [tensors, meta] = state_file();
+  return safetensors_bytes(tensors, meta);
+}
+
+void Stream::save_state(const std::string& path) const {
+  const auto [tensors, meta] = state_file();
+  save_safetensors(path, tensors, meta);
+}
+
+namespace {
+// Restores a stream from a parsed state file: the configuration must be this model's.
+void restore_stream(const model::LanguageModel& m, const SafetensorsFile& file, model::DecodeState& state,
+                    std::vector<float>& next_log_probs, std::int64_t& seen) {
+  const char* op = "Stream::restore_state";
+  for (const auto& [key, value] : m.config().to_metadata()) {
+    const auto it = file.metadata.find(key);
+    require(it != file.metadata.end() && it->second == value, op, "'", file.path, "' is the state of another model: ",
+            key, " is ", it == file.metadata.end() ? std::string("absent") : "'" + it->second + "'",
+            ", this model has '", value, "'");
+  }
+  const auto seen_it = file.metadata.find(kSeen);
+  require(seen_it != file.metadata.end(), op, "'", file.path, "' lacks the metadata '", kSeen, "'");
+  std::int64_t tokens = -1;
+  const auto [end, ec] = std::from_chars(seen_it->second.data(), seen_it->second.data() + seen_it->second.size(), tokens);
+  require(ec == std::errc() && end == seen_it->second.data() + seen_it->second.size() && tokens >= 0, op, "'",
+          file.path, "': metadata '", kSeen, "' is not a token count: '", seen_it->second, "'");
+  model::NamedTensors tensors;
+  std::vector<float> lp;
+  for (const auto& [name, t] : file.tensors) {
+    if (name == kNextLogProbs) {
+      require(t.dim() == 1 && t.size(0) == m.config().vocab_size && t.dtype() == DType::f32, op, "'", file.path,
+              "': tensor '", name, "' is ", t.describe(), ", expected f32[", m.config().vocab_size, "]");
+      lp = t.to_float_vector();
+    } else {
+      tensors.emplace_back(name, t);
+    }
+  }
+  require(lp.empty() == (tokens == 0), op, "'", file.path, "': a stream that has read ", tokens,
+          " tokens must ", tokens == 0 ? "not " : "", "hold the prediction '", kNextLogProbs, "'");
+  model::DecodeState restored = m.restore_decode_state(tensors, file.metadata);
+  require(restored.stream.batch == 1, op, "'", file.path, "' is the state of a batch of ", restored.stream.batch,
+          " streams, not of one");
+  state = std::move(restored);
+  next_log_probs = std::move(lp);
+  seen = tokens;
+}
+}  // namespace
+
+void Stream::restore_state_bytes(std::string_view bytes) {
+  restore_stream(*model_, parse_safetensors_bytes(bytes, "stream state"), state_, next_log_probs_, seen_);
+}
+
+void Stream::load_state(const std::string& path) {
+  restore_stream(*model_, load_safetensors(path), state_, next_log_probs_, seen_);
+}
 
 }  // namespace crt

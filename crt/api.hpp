@@ -11,9 +11,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "crt/config.hpp"
@@ -82,6 +84,14 @@ class Stream {
                                      int top_k = 0);
   void reset();
   std::int64_t tokens_seen() const { return seen_; }
+  // The stream's whole state (carried memory or cache, the current segment's keys and values,
+  // the pending prediction, the token count) as safetensors bytes or a file, written
+  // atomically; restoring it into a stream of the same model continues exactly where it was
+  // saved. A state of another model or a damaged one is refused naming the field or tensor.
+  std::string save_state_bytes() const;
+  void restore_state_bytes(std::string_view bytes);
+  void save_state(const std::string& path) const;
+  void load_state(const std::string& path);
   // Bytes of state: what is carried between segments (memory vector or cache) plus the current
   // segment's keys, values and outputs (at most seg_len positions).
   std::int64_t state_bytes() const;
@@ -89,6 +99,7 @@ class Stream {
  private:
   friend class Model;
   explicit Stream(std::shared_ptr<const model::LanguageModel> m);
+  std::pair<model::NamedTensors, std::map<std::string, std::string>> state_file() const;
   std::shared_ptr<const model::LanguageModel> model_;
   model::DecodeState state_;
   std::vector<float> next_log_probs_;

@@ -8,7 +8,9 @@
 //          memory the segment started with, and the XL cache keeps the last mem_len inputs of
 //          each layer, as forward() does for a whole segment.
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <map>
 
 #include "crt/model.hpp"
 #include "engine/autograd.hpp"
@@ -146,6 +148,109 @@ Tensor LanguageModel::decode(const std::vector<std::int32_t>& ids, std::int64_t 
     begin += take;
   }
   return pieces.size() == 1 ? pieces.front() : concat(pieces, 1);
+}
+
+NamedTensors DecodeState::named() const {
+  NamedTensors out = stream.named();
+  for (std::size_t l = 0; l < kv.size(); ++l) {
+    if (kv[l].keys.defined()) out.emplace_back("segment.kv." + std::to_string(l) + ".keys", kv[l].keys);
+    if (kv[l].values.defined()) out.emplace_back("segment.kv." + std::to_string(l) + ".values", kv[l].values);
+  }
+  for (std::size_t l = 0; l < layer_inputs.size(); ++l)
+    if (layer_inputs[l].defined()) out.emplace_back("segment.layer_inputs." + std::to_string(l), layer_inputs[l]);
+  if (outputs.defined()) out.emplace_back("segment.outputs", outputs);
+  if (memory_in.defined()) out.emplace_back("segment.memory_in", memory_in);
+  if (position_h.defined()) out.emplace_back("segment.position", position_h);
+  return out;
+}
+
+std::map<std::string, std::string> DecodeState::metadata() const {
+  return {{"decode.batch", std::to_string(stream.batch)}, {"decode.filled", std::to_string(filled)}};
+}
+
+namespace {
+
+constexpr const char* kRestoreOp = "LanguageModel::restore_decode_state";
+
+std::int64_t meta_count(const std::map<std::string, std::string>& meta, const std::string& key, std::int64_t lo,
+                        std::int64_t hi) {
+  const auto it = meta.find(key);
+  require(it != meta.end(), kRestoreOp, "the stream state lacks its metadata '", key, "'");
+  std::int64_t v = 0;
+  const std::string& text = it->second;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  require(ec == std::errc() && end == text.data() + text.size() && v >= lo && v <= hi, kRestoreOp, "metadata '", key,
+          "' must be an integer in [", lo, ", ", hi, "], got '", text, "'");
+  return v;
+}
+
+}  // namespace
+
+DecodeState LanguageModel::restore_decode_state(const NamedTensors& tensors,
+                                                const std::map<std::string, std::string>& meta) const {
+  const ModelConfig& c = config_;
+  const auto layers = std::size_t(c.n_layer);
+  const std::int64_t batch = meta_count(meta, "decode.batch", 1, std::int64_t(1) << 20);
+  DecodeState s = decode_state(batch);
+  s.filled = meta_count(meta, "decode.filled", 0, c.seg_len - 1);
+  std::map<std::string, Tensor> by_name;
+  for (const auto& [name, t] : tensors) {
+    require(t.defined() && t.dtype() == dtype(), kRestoreOp, "tensor '", name, "' is ", t.describe(),
+            ", expected the model's dtype");
+    for (double v : t.to_vector())
+      require(std::isfinite(v), kRestoreOp, "tensor '", name, "' has a non-finite value");
+    require(by_name.emplace(name, t.contiguous()).second, kRestoreOp, "tensor '", name, "' appears twice");
+  }
+  // Takes the named tensor out of by_name, checking its shape; undefined when absent.
+  auto take = [&](const std::string& name, const Shape& shape) -> Tensor {
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) return Tensor();
+    require(it->second.shape() == shape, kRestoreOp, "tensor '", name, "' has shape ", it->second.shape(),
+            ", expected ", shape, " for this model and batch ", batch);
+    Tensor t = it->second;
+    by_name.erase(it);
+    return t;
+  };
+  auto need = [&](const std::string& name, const Shape& shape) {
+    Tensor t = take(name, shape);
+    require(t.defined(), kRestoreOp, "the stream state lacks tensor '", name, "'");
+    return t;
+  };
+  const std::int64_t d = c.d_model;
+  if (c.memory == MemoryKind::rnn) s.stream.memory = take("state.memory", {batch, d});
+  if (c.position == PositionEncoding::rnn && c.pos_rnn_carry) s.stream.position_state = need("state.position", {batch, d});
+  if (c.memory == MemoryKind::cache) {
+    for (std::size_t l = 0; l < layers; ++l) {
+      const std::string name = "state.cache." + std::to_string(l);
+      const auto it = by_name.find(name);
+      if (it == by_name.end()) continue;
+      const std::int64_t len = it->second.dim() == 3 ? it->second.size(1) : -1;
+      require(len >= 1 && len <= c.mem_len, kRestoreOp, "tensor '", name, "' has shape ", it->second.shape(),
+              ", expected [", batch, ", 1..", c.mem_len, ", ", d, "]");
+      s.stream.cache[l] = take(name, {batch, len, d});
+    }
+  }
+  if (s.filled > 0) {
+    if (c.memory == MemoryKind::rnn) {
+      s.memory_in = take("segment.memory_in", {batch, d});
+      s.outputs = need("segment.outputs", {batch, s.filled, d});
+    }
+    if (c.position == PositionEncoding::rnn) s.position_h = need("segment.position", {batch, d});
+    if (c.memory == MemoryKind::cache) s.layer_inputs.assign(layers, Tensor());
+    s.kv.assign(layers, KvCache{});
+    for (std::size_t l = 0; l < layers; ++l) {
+      const std::int64_t cached = c.memory == MemoryKind::cache && s.stream.cache[l].defined() ? s.stream.cache[l].size(1) : 0;
+      const std::int64_t positions = cached + (s.memory_in.defined() ? 1 : 0) + s.filled;
+      const std::string kv = "segment.kv." + std::to_string(l);
+      s.kv[l].keys = need(kv + ".keys", {batch, c.n_head, positions, c.d_head});
+      s.kv[l].values = need(kv + ".values", {batch, c.n_head, positions, c.d_head});
+      if (c.memory == MemoryKind::cache)
+        s.layer_inputs[l] = need("segment.layer_inputs." + std::to_string(l), {batch, s.filled, d});
+    }
+  }
+  require(by_name.empty(), kRestoreOp, "tensor '", by_name.empty() ? std::string() : by_name.begin()->first,
+          "' is not part of this model's stream state (filled ", s.filled, ")");
+  return s;
 }
 
 }  // namespace crt::model

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -52,6 +54,11 @@ struct DecodeState {
   std::vector<Tensor> rel_keys;  // Transformer-XL: per layer, relative_keys of the sinusoids
   // Bytes held: the carried state plus the current segment's keys, values and outputs.
   std::int64_t bytes() const;
+  // What a suspended stream needs to continue exactly (rel_keys, derived from the model, are
+  // left out): tensors "state.*" and "segment.*", and the metadata "decode.batch" and
+  // "decode.filled". LanguageModel::restore_decode_state reads them back.
+  NamedTensors named() const;
+  std::map<std::string, std::string> metadata() const;
 };
 
 class LanguageModel {
@@ -75,6 +82,9 @@ class LanguageModel {
   // rounding. Runs without a graph.
   DecodeState decode_state(std::int64_t batch) const;
   Tensor decode(const std::vector<std::int32_t>& ids, std::int64_t batch, DecodeState& state) const;
+  // A DecodeState from DecodeState::named() and metadata(); every tensor's shape, dtype and
+  // values are checked against this model (an error names the tensor), unknown names refused.
+  DecodeState restore_decode_state(const NamedTensors& tensors, const std::map<std::string, std::string>& meta) const;
 
   // hidden: [B, T, d]; targets: B*T ids -> mean negative log-likelihood
   Tensor loss(const Tensor& hidden, const std::vector<std::int32_t>& targets) const;

@@ -362,28 +362,36 @@ SafetensorsFile parse_safetensors(const std::string& path, std::uint64_t file_si
 
 }  // namespace
 
-void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
-                      const std::map<std::string, std::string>& metadata) {
-  const char* op = "save_safetensors";
-  require(!path.empty(), op, "empty path");
+namespace {
 
-  // Validate names and sort by them (byte order).
+// The 8-byte length and the JSON header of a file holding `tensors` (sorted by name into
+// `order`), checked as save_safetensors documents; `where` names the destination in errors.
+struct EncodedHeader {
+  std::vector<unsigned char> prefix;
   std::vector<const std::pair<std::string, Tensor>*> order;
+};
+
+EncodedHeader encode_header(const char* op, const std::string& where,
+                            const std::vector<std::pair<std::string, Tensor>>& tensors,
+                            const std::map<std::string, std::string>& metadata) {
+  EncodedHeader out;
+  // Validate names and sort by them (byte order).
+  std::vector<const std::pair<std::string, Tensor>*>& order = out.order;
   order.reserve(tensors.size());
   for (const auto& item : tensors) {
-    require(!item.first.empty(), op, "'", path, "': a tensor has an empty name");
-    require(item.first != kMetadataKey, op, "'", path, "': the name \"", kMetadataKey, "\" is reserved");
-    require(json::is_valid_utf8(item.first), op, "'", path, "': tensor name \"", item.first, "\" is not valid UTF-8");
-    require(item.second.defined(), op, "'", path, "': tensor \"", item.first, "\" is undefined");
+    require(!item.first.empty(), op, "'", where, "': a tensor has an empty name");
+    require(item.first != kMetadataKey, op, "'", where, "': the name \"", kMetadataKey, "\" is reserved");
+    require(json::is_valid_utf8(item.first), op, "'", where, "': tensor name \"", item.first, "\" is not valid UTF-8");
+    require(item.second.defined(), op, "'", where, "': tensor \"", item.first, "\" is undefined");
     order.push_back(&item);
   }
   std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
   for (std::size_t i = 1; i < order.size(); ++i)
-    require(order[i - 1]->first != order[i]->first, op, "'", path, "': duplicate tensor name \"", order[i]->first,
+    require(order[i - 1]->first != order[i]->first, op, "'", where, "': duplicate tensor name \"", order[i]->first,
             "\"");
   for (const auto& [key, value] : metadata) {
-    require(json::is_valid_utf8(key), op, "'", path, "': metadata key \"", key, "\" is not valid UTF-8");
-    require(json::is_valid_utf8(value), op, "'", path, "': metadata value for \"", key, "\" is not valid UTF-8");
+    require(json::is_valid_utf8(key), op, "'", where, "': metadata key \"", key, "\" is not valid UTF-8");
+    require(json::is_valid_utf8(value), op, "'", where, "': metadata value for \"", key, "\" is not valid UTF-8");
   }
 
   // Header: metadata first, then the tensors in name order, packed from offset 0.
@@ -409,9 +417,40 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   }
   std::string header = json::write(json::Value::object(std::move(members)));
   header.append((8 - header.size() % 8) % 8, ' ');  // data starts 8-byte aligned
-  std::vector<unsigned char> prefix(8 + header.size());
-  store_u64_le(prefix.data(), header.size());
-  std::memcpy(prefix.data() + 8, header.data(), header.size());
+  out.prefix.resize(8 + header.size());
+  store_u64_le(out.prefix.data(), header.size());
+  std::memcpy(out.prefix.data() + 8, header.data(), header.size());
+  return out;
+}
+
+}  // namespace
+
+std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  const EncodedHeader h = encode_header("safetensors_bytes", "(in memory)", tensors, metadata);
+  std::string out(h.prefix.begin(), h.prefix.end());
+  for (const auto* item : h.order) {
+    const Tensor data = item->second.detach().contiguous();
+    const std::size_t element_size = dtype_size(data.dtype());
+    const std::size_t bytes = std::size_t(data.numel()) * element_size;
+    if (bytes == 0) continue;
+    const std::size_t at = out.size();
+    out.resize(at + bytes);
+    std::memcpy(out.data() + at, static_cast<const unsigned char*>(data.impl().storage->data()) +
+                                     std::size_t(data.offset()) * element_size, bytes);
+    if constexpr (std::endian::native != std::endian::little)
+      swap_elements(reinterpret_cast<unsigned char*>(out.data() + at), bytes, element_size);
+  }
+  return out;
+}
+
+void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  const char* op = "save_safetensors";
+  require(!path.empty(), op, "empty path");
+  const EncodedHeader encoded = encode_header(op, path, tensors, metadata);
+  const std::vector<unsigned char>& prefix = encoded.prefix;
+  const auto& order = encoded.order;
 
   // Temporary file next to the target, so that rename() is atomic: created exclusively under a
   // fresh random name, never through a link planted in its place.

@@ -20,6 +20,10 @@ namespace crt {
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 
+// The same file's bytes, in memory (for small things such as a stream's state).
+std::string safetensors_bytes(const std::vector<std::pair<std::string, Tensor>>& tensors,
+                              const std::map<std::string, std::string>& metadata = {});
+
 struct SafetensorsFile {
   std::string path;                                    // where it was loaded from
   std::vector<std::pair<std::string, Tensor>> tensors;  // in header order (sorted by name

@@ -1,9 +1,13 @@
 // The public API: streams are independent, feeding in pieces equals feeding at once,
-// generation runs at constant state size, and bad input is refused clearly.
+// generation runs at constant state size, a stream's state saves and restores exactly, and
+// bad input is refused clearly.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <span>
+#include <string>
 
 #include "crt/api.hpp"
 #include "engine/error.hpp"
@@ -66,4 +70,56 @@ TEST_CASE("API errors name the problem") {
   s.feed({1});
   CHECK_THROWS_WITH_AS(s.sample(g, 0.0), doctest::Contains("temperature"), Error);
   CHECK_THROWS_WITH_AS(Model::load("/nonexistent/model.safetensors"), doctest::Contains("/nonexistent/model.safetensors"), Error);
+}
+
+TEST_CASE("a stream's state saved mid-segment and restored continues exactly (bytes and file)") {
+  const std::string path = (std::filesystem::temp_directory_path() / "crt_test_stream_state.safetensors").string();
+  for (auto kind : {model::ModelKind::crt, model::ModelKind::transformer_xl, model::ModelKind::transformer}) {
+    CAPTURE(model::to_string(kind));
+    const Model m = small_model(kind);
+    for (std::size_t prefix : {std::size_t(0), std::size_t(6), std::size_t(8)}) {  // fresh, mid-segment, boundary
+      CAPTURE(prefix);
+      Stream a = m.open_stream();
+      const std::vector<std::int32_t> text = {1, 5, 9, 2, 7, 7, 3, 11, 4, 8, 2};
+      if (prefix > 0) a.feed(std::span<const std::int32_t>(text.data(), prefix));
+      const std::string bytes = a.save_state_bytes();
+      a.save_state(path);
+      Stream b = m.open_stream(), c = m.open_stream();
+      b.feed({3, 3});  // whatever b held before is replaced
+      b.restore_state_bytes(bytes);
+      c.load_state(path);
+      CHECK(b.tokens_seen() == std::int64_t(prefix));
+      CHECK(b.state_bytes() == a.state_bytes());
+      const std::span<const std::int32_t> rest(text.data() + prefix, text.size() - prefix);
+      const std::vector<float> want = a.feed(rest);
+      CHECK(b.feed(rest) == want);
+      CHECK(c.feed(rest) == want);
+      Generator ga(4), gb(4);
+      CHECK(a.generate(6, ga, 0.9, 5) == b.generate(6, gb, 0.9, 5));
+    }
+  }
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("a stream state of another model or a damaged one is refused, naming what is wrong") {
+  const Model crt_model = small_model(model::ModelKind::crt), xl = small_model(model::ModelKind::transformer_xl);
+  Stream s = crt_model.open_stream();
+  s.feed({1, 2, 3, 4, 5, 6});
+  const std::string bytes = s.save_state_bytes();
+  Stream other = xl.open_stream();
+  CHECK_THROWS_WITH_AS(other.restore_state_bytes(bytes), doctest::Contains("the state of another model: crt.kind"),
+                       Error);
+  Stream same = crt_model.open_stream();
+  CHECK_THROWS_WITH_AS(same.restore_state_bytes(bytes.substr(0, bytes.size() - 4)), doctest::Contains("stream state"),
+                       Error);
+  // A stream state written with one tensor renamed: the restore names it.
+  std::string renamed = bytes;
+  const std::size_t at = renamed.find("segment.outputs");
+  REQUIRE(at != std::string::npos);
+  renamed.replace(at, 15, "segment.outpute");
+  CHECK_THROWS_WITH_AS(same.restore_state_bytes(renamed), doctest::Contains("lacks tensor 'segment.outputs'"), Error);
+  // A refused restore leaves the stream as it was.
+  Stream fresh = crt_model.open_stream();
+  CHECK_THROWS(fresh.restore_state_bytes(renamed));
+  CHECK(fresh.tokens_seen() == 0);
 }
