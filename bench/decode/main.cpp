@@ -9,18 +9,19 @@
 //     (from the last-level cache when they fit, else from memory): at batch 1 every weight is
 //     read once per token, so no decoder is faster.
 //   crt-decode-bench [--seg 17,35,70] [--models transformer,xl,crt-gru,crt-ncgru]
-//                    [--threads 1] [--tokens N] [--reps R] [--json FILE]
+//                    [--threads 1] [--tokens N] [--reps R] [--json FILE]   (--help lists them)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "crt/api.hpp"
+#include "crt/cli/options.hpp"
 #include "engine/autograd.hpp"
 #include "engine/error.hpp"
 #include "engine/json.hpp"
@@ -36,81 +37,41 @@ constexpr std::int64_t kLayers = 3, kDModel = 256, kHeads = 8, kDInner = 1024, k
 constexpr int kProbeReps = 5;
 constexpr std::size_t kMemoryProbeBytes = std::size_t(1) << 29;
 
-[[noreturn]] void usage(const std::string& problem) {
-  std::cerr << kTool << ": " << problem << "\nusage: " << kTool
-            << " [--seg 17,35,70] [--models transformer,xl,crt-gru,crt-ncgru] [--threads 1] [--tokens N]"
-               " [--reps R] [--json FILE]\n";
-  std::exit(2);
-}
-
-std::vector<std::string> split(const std::string& s, const char* flag) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    if (item.empty()) usage(std::string(flag) + " has an empty item in '" + s + "'");
-    out.push_back(item);
-  }
-  if (out.empty()) usage(std::string(flag) + " needs at least one value");
-  return out;
-}
-
-std::int64_t parse_int(const std::string& s, const char* flag, std::int64_t lo, std::int64_t hi) {
-  std::size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (s.empty() || used != s.size() || v < lo || v > hi)
-    usage(std::string(flag) + " needs integers in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got '" + s + "'");
-  return v;
-}
-
 struct Options {
-  std::vector<std::int64_t> seg{17, 35, 70};
-  std::vector<std::string> models{"transformer", "xl", "crt-gru", "crt-ncgru"};
-  std::vector<std::int64_t> threads{1};
+  std::vector<std::int64_t> seg;
+  std::vector<std::string> models;
+  std::vector<std::int64_t> threads;
   std::int64_t tokens = 0;  // generated tokens per repetition; 0: two segments
   std::int64_t reps = 5;
   std::string json;
 };
 
-Options parse(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--seg") {
-      o.seg.clear();
-      for (const auto& v : split(value(), "--seg")) o.seg.push_back(parse_int(v, "--seg", 1, 4096));
-    } else if (a == "--models") {
-      o.models = split(value(), "--models");
-    } else if (a == "--threads") {
-      o.threads.clear();
-      for (const auto& v : split(value(), "--threads")) o.threads.push_back(parse_int(v, "--threads", 1, 1024));
-    } else if (a == "--tokens") {
-      o.tokens = parse_int(value(), "--tokens", 1, 1 << 20);
-    } else if (a == "--reps") {
-      o.reps = parse_int(value(), "--reps", 1, 1000);
-    } else if (a == "--json") {
-      o.json = value();
-    } else if (a == "--help" || a == "-h") {
-      std::cout << "usage: " << kTool
-                << " [--seg 17,35,70] [--models transformer,xl,crt-gru,crt-ncgru] [--threads 1] [--tokens N]"
-                   " [--reps R] [--json FILE]\nPrompt and generation tokens/s of streaming inference, beside "
-                   "re-running the pending segment per token and the weight-streaming bound.\n";
-      std::exit(0);
-    } else {
-      usage("unknown argument '" + a + "'");
-    }
+// nullopt after --help.
+std::optional<Options> parse(int argc, char** argv) {
+  crt::cli::Options a(kTool,
+                      "Prompt and generation tokens/s of streaming inference, beside re-running the pending segment "
+                      "per token and the weight-streaming bound.",
+                      {{"seg", "LIST", "segment lengths", "17,35,70"},
+                       {"models", "LIST", "transformer, xl, crt-gru, crt-ncgru", "transformer,xl,crt-gru,crt-ncgru"},
+                       {"threads", "LIST", "thread counts", "1"},
+                       {"tokens", "N", "generated tokens per repetition (0: two segments)", "0"},
+                       {"reps", "R", "repetitions per point", "5"},
+                       {"json", "FILE", "also write the results as JSON", ""}});
+  a.parse(argc, argv);
+  if (a.help()) {
+    std::cout << a.usage();
+    return std::nullopt;
   }
+  Options o;
+  o.seg = a.integers("seg", 1, 4096);
+  o.models = a.strings("models");
+  o.threads = a.integers("threads", 1, 1024);
+  o.tokens = a.integer("tokens", 0, 1 << 20);
+  o.reps = a.integer("reps", 1, 1000);
+  o.json = a.str("json");
   for (const std::string& m : o.models)
-    if (m != "transformer" && m != "xl" && m != "crt-gru" && m != "crt-ncgru") usage("unknown model '" + m + "'");
+    if (m != "transformer" && m != "xl" && m != "crt-gru" && m != "crt-ncgru")
+      throw crt::cli::UsageError("option '--models' names an unknown model '" + m + "'");
   return o;
 }
 
@@ -223,8 +184,10 @@ Point measure(const std::string& name, std::int64_t seg, std::int64_t threads, c
 }  // namespace
 
 int main(int argc, char** argv) {
-  const Options o = parse(argc, argv);
   try {
+    const std::optional<Options> parsed = parse(argc, argv);
+    if (!parsed) return 0;
+    const Options& o = *parsed;
     const double memory_bandwidth = measure_bandwidth(kMemoryProbeBytes);
     std::printf("%s: small PTB model (%lld layers, d_model %lld, d_inner %lld, vocabulary %lld), batch 1, %s\n",
                 kTool, (long long)kLayers, (long long)kDModel, (long long)kDInner, (long long)kVocab,
@@ -273,6 +236,9 @@ int main(int argc, char** argv) {
       if (!out) throw crt::Error("cannot write " + o.json);
     }
     return 0;
+  } catch (const crt::cli::UsageError& e) {
+    std::cerr << kTool << ": " << e.what() << " (see " << kTool << " --help)\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << kTool << ": error: " << e.what() << "\n";
     return 1;

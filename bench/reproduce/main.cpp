@@ -28,6 +28,7 @@
 
 #include "bench/reproduce/protocol.hpp"
 #include "bench/suite/svg_plot.hpp"
+#include "crt/cli/options.hpp"
 #include "crt/api.hpp"
 #include "crt/checkpoint.hpp"
 #include "crt/flops.hpp"
@@ -59,54 +60,44 @@ struct Options {
 };
 
 [[noreturn]] void usage_error(const std::string& problem) {
-  std::cerr << kTool << ": " << problem << "\n"
-            << "usage: " << kTool << " --protocol FILE [--out DIR] [--runs A,B] [--threads N] "
-               "[--data-dir DIR] [--report | --measure-latency] [--stop-after-steps N]\n";
+  std::cerr << kTool << ": " << problem << " (see " << kTool << " --help)\n";
   std::exit(2);
 }
 
-std::int64_t parse_count(const std::string& flag, const std::string& s, std::int64_t hi) {
-  std::size_t used = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(s, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (s.empty() || used != s.size() || v < 0 || v > hi)
-    usage_error(flag + " needs an integer in [0, " + std::to_string(hi) + "], got '" + s + "'");
-  return v;
-}
-
 Options parse_args(int argc, char** argv) {
+  crt::cli::Options a(kTool,
+                      "Trains every run of a protocol that has no record yet (resuming from its checkpoint), then "
+                      "writes the report;\n--report only writes the report; --measure-latency times every run's "
+                      "model side by side (latency.json), then writes the report.",
+                      {{"protocol", "FILE", "the protocol (bench/protocols/*.json; required)", ""},
+                       {"out", "DIR", "results folder", "results"},
+                       {"runs", "LIST", "only these runs (comma-separated names)", ""},
+                       {"threads", "N", "worker threads (0: all cores)", "0"},
+                       {"data-dir", "DIR", "data folder", ""},
+                       {"report", "", "only write the report", ""},
+                       {"measure-latency", "", "time every run's model side by side, then write the report", ""},
+                       {"stop-after-steps", "N", "stop each invocation after N steps, saved (tests)", "0"}});
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) usage_error(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--protocol") o.protocol = value();
-    else if (a == "--out") o.out = value();
-    else if (a == "--runs") o.runs = value();
-    else if (a == "--data-dir") o.data_dir = value();
-    else if (a == "--threads") o.threads = int(parse_count(a, value(), 1024));
-    else if (a == "--stop-after-steps") o.stop_after_steps = parse_count(a, value(), 1LL << 40);
-    else if (a == "--report") o.report = true;
-    else if (a == "--measure-latency") o.measure_latency = true;
-    else if (a == "--help" || a == "-h") {
-      std::cout << "usage: " << kTool << " --protocol FILE [--out DIR] [--runs A,B] [--threads N] "
-                   "[--data-dir DIR] [--report | --measure-latency] [--stop-after-steps N]\n"
-                   "Trains every run of a protocol that has no record yet (resuming from its "
-                   "checkpoint), then writes the report; --report only writes the report; "
-                   "--measure-latency times every run's model side by side (latency.json), then "
-                   "writes the report.\n";
+  try {
+    a.parse(argc, argv);
+    if (a.help()) {
+      std::cout << a.usage();
       std::exit(0);
-    } else usage_error("unknown argument '" + a + "'");
+    }
+    o.protocol = a.str("protocol");
+    o.out = a.str("out");
+    if (a.has("runs")) o.runs = a.str("runs"), (void)a.strings("runs");
+    o.threads = int(a.integer("threads", 0, 1024));
+    o.data_dir = a.str("data-dir");
+    o.report = a.has("report");
+    o.measure_latency = a.has("measure-latency");
+    o.stop_after_steps = a.integer("stop-after-steps", 0, std::int64_t(1) << 40);
+  } catch (const crt::cli::UsageError& e) {
+    usage_error(e.what());
   }
   if (o.protocol.empty()) usage_error("--protocol is required");
-  if (o.report && o.measure_latency) usage_error("--report and --measure-latency exclude each other");
   if (o.out.empty()) usage_error("--out must not be empty");
+  if (o.report && o.measure_latency) usage_error("--report and --measure-latency exclude each other");
   return o;
 }
 

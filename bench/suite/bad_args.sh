@@ -16,18 +16,18 @@ expect() {  # expect TEXT -- args...: a non-zero exit whose stderr contains TEXT
     echo "FAIL: crt-bench $* -> status $got, output: $err" >&2
   fi
 }
-expect "--seg has an empty item in '1,,2'" -- --seg 1,,2
-expect "--configs has an empty item in ','" -- --configs ,
-expect "--models has an empty item in ''" -- --models ''
-expect "--modes has an empty item" -- --modes infer,
-expect "--batch expects integers in [1, 65536], got '9223372036854775807'" -- --batch 9223372036854775807
-expect "--bptt expects integers in [1, 1024]" -- --bptt 99999999999999999999
-expect "--reps-train expects integers in [1, 1048576]" -- --reps-train 9223372036854775000
-expect "--reps-infer expects integers in [1, 1048576], got '0'" -- --reps-infer 0
-expect "--threads expects integers in [1, 1024], got '4294967297'" -- --threads 4294967297
-expect "--batch expects one integer" -- --batch 4,8
-expect "--seg expects integers in [1, 65536], got '-3'" -- --seg -3
-expect "--max-run-seconds expects a positive number, got 'inf'" -- --max-run-seconds inf
+expect "option '--seg' has an empty item in '1,,2'" -- --seg 1,,2
+expect "option '--configs' has an empty item in ','" -- --configs ,
+expect "option '--models' has an empty item in ''" -- --models ''
+expect "option '--modes' has an empty item" -- --modes infer,
+expect "option '--batch' needs an integer in [1, 65536], got '9223372036854775807'" -- --batch 9223372036854775807
+expect "option '--bptt' needs an integer in [1, 1024]" -- --bptt 99999999999999999999
+expect "option '--reps-train' needs an integer in [1, 1048576]" -- --reps-train 9223372036854775000
+expect "option '--reps-infer' needs an integer in [1, 1048576], got '0'" -- --reps-infer 0
+expect "option '--threads' needs an integer in [1, 1024], got '4294967297'" -- --threads 4294967297
+expect "option '--batch' needs an integer in [1, 65536], got '4,8'" -- --batch 4,8
+expect "option '--seg' needs an integer in [1, 65536], got '-3'" -- --seg -3
+expect "option '--max-run-seconds' needs a number in [0.001, 1e+06], got 'inf'" -- --max-run-seconds inf
 expect "unknown option '--quick'" -- --quick
 echo "bench-bad-args: $((cases - failures)) of $cases cases exit non-zero and name the problem"
 ((failures == 0))

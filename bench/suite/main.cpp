@@ -25,6 +25,7 @@
 #include "bench/suite/reference.hpp"
 #include "bench/suite/runner.hpp"
 #include "bench/suite/svg_plot.hpp"
+#include "crt/cli/options.hpp"
 #include "engine/error.hpp"
 #include "engine/json.hpp"
 #include "kernels/kernels.hpp"
@@ -39,54 +40,6 @@ using namespace crt::bench;
 
 namespace {
 
-constexpr const char* kUsage = R"(crt-bench: FLOPs, latency and memory of Transformer, Transformer-XL and CRT
-
-usage: crt-bench [options]
-
-  (default)            quick run, a few minutes on 2 cores: configuration 'small' timed at
-                       segments 17, 35, 70, 1 and 2 threads, inference and training, plus
-                       paper-16 inference at segment 70; FLOPs of every configuration at
-                       17, 35, 70, 150 (closed form; forward tallied except wt103-16)
-  --full               the whole grid: every configuration timed at 17, 35, 70, 150
-  --configs A,B        timed configurations: small, paper-3, paper-16, wt103-16
-  --models A,B         transformer, xl, crt-gru, crt-ncgru (default: all)
-  --seg N,M            timed segment lengths
-  --threads N,M        thread counts (default 1,2)
-  --modes A,B          infer (batch 1, memory/cache carried), train (one AdamW step)
-  --batch N            training batch (default 16)
-  --bptt K             segments per training step (default 1; with K = 1 CRT's memory
-                       RNN still gets gradients, through the replayed last memory update)
-  --reps-infer N       timed segments per inference run (default 15; --full 20)
-  --reps-train N       timed steps per training run (default 4; --full 5)
-  --flop-configs A,B   configurations of the FLOP table (default: all)
-  --flop-seg N,M       segment lengths of the FLOP table (default 17,35,70,150)
-  --no-tally           FLOP table: closed form only where nothing is timed
-  --tally-all          also tally wt103-16 where untimed (quick mode skips it: building each
-                       267k-vocabulary model takes seconds; --full tallies everything)
-  --max-run-seconds S  stop a run's timing after 3 repetitions once they took S seconds
-                       (default 5; --full 30)
-  --flops-only         print the FLOP table and stop (no timing)
-  --no-pytorch         skip the PyTorch reference
-  --python PATH        Python with torch (default /usr/bin/python3)
-  --pytorch-script P   the reference script (default: the source tree's)
-  --out DIR            output folder (default out/bench)
-)";
-
-// A comma-separated list; an empty list or an empty item ("1,,2", ",") is an error naming the flag.
-std::vector<std::string> split(const std::string& s, const char* flag) {
-  std::vector<std::string> out;
-  std::size_t begin = 0;
-  while (true) {
-    const std::size_t end = s.find(',', begin);
-    const std::string item = s.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
-    require(!item.empty(), "crt-bench", flag, " has an empty item in '", s, "'");
-    out.push_back(item);
-    if (end == std::string::npos) break;
-    begin = end + 1;
-  }
-  return out;
-}
-
 // Upper bounds of the integer flags: far above any useful value, low enough that the products
 // the runner forms (segments x batch x repetitions x tokens) stay inside 64 bits.
 constexpr std::int64_t kMaxSegment = 1 << 16;
@@ -94,31 +47,6 @@ constexpr std::int64_t kMaxBatch = 1 << 16;
 constexpr std::int64_t kMaxBptt = 1 << 10;
 constexpr std::int64_t kMaxReps = 1 << 20;
 constexpr std::int64_t kMaxThreads = 1 << 10;
-
-// A list of integers in [1, hi]; anything else is an error naming the flag and the item.
-std::vector<std::int64_t> split_ints(const std::string& s, const char* flag, std::int64_t hi) {
-  std::vector<std::int64_t> out;
-  for (const std::string& item : split(s, flag)) {
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    require(used == item.size() && v >= 1 && v <= hi, "crt-bench", flag, " expects integers in [1, ", hi,
-            "], got '", item, "'");
-    out.push_back(v);
-  }
-  return out;
-}
-
-// A single integer in [1, hi].
-std::int64_t one_int(const std::string& s, const char* flag, std::int64_t hi) {
-  const std::vector<std::int64_t> v = split_ints(s, flag, hi);
-  require(v.size() == 1, "crt-bench", flag, " expects one integer, got '", s, "'");
-  return v.front();
-}
 
 struct Options {
   bool full = false, flops_only = false, pytorch = true, tally = true;
@@ -134,49 +62,63 @@ struct Options {
 };
 
 Options parse_args(int argc, char** argv) {
+  crt::cli::Options a(
+      "crt-bench",
+      "FLOPs, latency and memory of Transformer, Transformer-XL and CRT.\n"
+      "The default is a quick run, a few minutes on 2 cores: configuration 'small' timed at segments 17, 35, 70,\n"
+      "1 and 2 threads, inference and training, plus paper-16 inference at segment 70; FLOPs of every\n"
+      "configuration at 17, 35, 70, 150 (closed form; forward tallied except wt103-16).",
+      {{"full", "", "the whole grid: every configuration timed at 17, 35, 70, 150", ""},
+       {"configs", "LIST", "timed configurations: small, paper-3, paper-16, wt103-16", "small"},
+       {"models", "LIST", "transformer, xl, crt-gru, crt-ncgru (default: all)", ""},
+       {"seg", "LIST", "timed segment lengths", "17,35,70"},
+       {"threads", "LIST", "thread counts", "1,2"},
+       {"modes", "LIST", "infer (batch 1, memory/cache carried), train (one AdamW step)", "infer,train"},
+       {"batch", "N", "training batch", "16"},
+       {"bptt", "K", "segments per training step", "1"},
+       {"reps-infer", "N", "timed segments per inference run (default 15; --full 20)", ""},
+       {"reps-train", "N", "timed steps per training run (default 4; --full 5)", ""},
+       {"flop-configs", "LIST", "configurations of the FLOP table (default: all)", ""},
+       {"flop-seg", "LIST", "segment lengths of the FLOP table", "17,35,70,150"},
+       {"no-tally", "", "FLOP table: closed form only where nothing is timed", ""},
+       {"tally-all", "", "also tally wt103-16 where untimed (each 267k-vocabulary model takes seconds to build)", ""},
+       {"max-run-seconds", "S", "stop a run's timing after 3 repetitions once they took S seconds (default 5; --full 30)", ""},
+       {"flops-only", "", "print the FLOP table and stop (no timing)", ""},
+       {"no-pytorch", "", "skip the PyTorch reference", ""},
+       {"python", "PATH", "Python with torch", "/usr/bin/python3"},
+       {"pytorch-script", "P", "the reference script", CRT_BENCH_SCRIPT},
+       {"out", "DIR", "output folder", "out/bench"}});
+  a.parse(argc, argv);
+  if (a.help()) {
+    std::cout << a.usage();
+    std::exit(0);
+  }
   Options o;
   for (const BenchModel& m : all_models()) o.models.push_back(m.name);
   for (const BenchConfig& c : all_configs()) o.flop_configs.push_back(c.name);
-  bool configs_set = false, seg_set = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      require(i + 1 < argc, "crt-bench", a, " needs a value");
-      return argv[++i];
-    };
-    if (a == "--help" || a == "-h") {
-      std::cout << kUsage;
-      std::exit(0);
-    } else if (a == "--full") o.full = true;
-    else if (a == "--flops-only") o.flops_only = true;
-    else if (a == "--no-pytorch") o.pytorch = false;
-    else if (a == "--no-tally") o.tally = false;
-    else if (a == "--tally-all") o.tally_all = true;
-    else if (a == "--max-run-seconds") {
-      const std::string v = value();
-      char* end = nullptr;
-      o.max_run_seconds = std::strtod(v.c_str(), &end);
-      require(end != v.c_str() && *end == '\0' && std::isfinite(*o.max_run_seconds) && *o.max_run_seconds > 0, "crt-bench",
-              "--max-run-seconds expects a positive number, got '", v, "'");
-    }
-    else if (a == "--configs") o.configs = split(value(), "--configs"), configs_set = true;
-    else if (a == "--models") o.models = split(value(), "--models");
-    else if (a == "--modes") o.modes = split(value(), "--modes"), o.extra16 = false;
-    else if (a == "--seg") o.seg = split_ints(value(), "--seg", kMaxSegment), seg_set = true;
-    else if (a == "--flop-configs") o.flop_configs = split(value(), "--flop-configs");
-    else if (a == "--flop-seg") o.flop_seg = split_ints(value(), "--flop-seg", kMaxSegment);
-    else if (a == "--threads") {
-      o.threads.clear();
-      for (std::int64_t t : split_ints(value(), "--threads", kMaxThreads)) o.threads.push_back(int(t));
-    } else if (a == "--batch") o.run.train_batch = one_int(value(), "--batch", kMaxBatch);
-    else if (a == "--bptt") o.run.bptt = one_int(value(), "--bptt", kMaxBptt);
-    else if (a == "--reps-infer") o.reps_infer = one_int(value(), "--reps-infer", kMaxReps);
-    else if (a == "--reps-train") o.reps_train = one_int(value(), "--reps-train", kMaxReps);
-    else if (a == "--out") o.out = value();
-    else if (a == "--python") o.python = value();
-    else if (a == "--pytorch-script") o.script = value();
-    else throw Error(format_error("crt-bench", "unknown option '", a, "' (see --help)"));
-  }
+  o.full = a.has("full");
+  o.flops_only = a.has("flops-only");
+  o.pytorch = !a.has("no-pytorch");
+  o.tally = !a.has("no-tally");
+  o.tally_all = a.has("tally-all");
+  if (a.has("max-run-seconds")) o.max_run_seconds = a.real("max-run-seconds", 1e-3, 1e6);
+  const bool configs_set = a.has("configs"), seg_set = a.has("seg");
+  o.configs = a.strings("configs");
+  if (a.has("models")) o.models = a.strings("models");
+  o.modes = a.strings("modes");
+  if (a.has("modes")) o.extra16 = false;
+  o.seg = a.integers("seg", 1, kMaxSegment);
+  if (a.has("flop-configs")) o.flop_configs = a.strings("flop-configs");
+  o.flop_seg = a.integers("flop-seg", 1, kMaxSegment);
+  o.threads.clear();
+  for (std::int64_t t : a.integers("threads", 1, kMaxThreads)) o.threads.push_back(int(t));
+  o.run.train_batch = a.integer("batch", 1, kMaxBatch);
+  o.run.bptt = a.integer("bptt", 1, kMaxBptt);
+  if (a.has("reps-infer")) o.reps_infer = a.integer("reps-infer", 1, kMaxReps);
+  if (a.has("reps-train")) o.reps_train = a.integer("reps-train", 1, kMaxReps);
+  o.out = a.str("out");
+  o.python = a.str("python");
+  o.script = a.str("pytorch-script");
   if (configs_set || seg_set || o.full) o.extra16 = false;
   if (o.full) {
     if (!configs_set) {
@@ -719,6 +661,9 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
+  } catch (const crt::cli::UsageError& e) {
+    std::cerr << "crt-bench: " << e.what() << " (see crt-bench --help)\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "crt-bench: " << e.what() << "\n";
     return 1;

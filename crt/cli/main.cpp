@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "crt/api.hpp"
+#include "crt/cli/options.hpp"
 #include "datasets/corpus.hpp"
 #include "engine/autograd.hpp"
 #include "engine/error.hpp"
@@ -53,116 +54,9 @@ class StopSignals {
 
 using crt::model::ModelConfig;
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// ---- a small option parser -------------------------------------------------------------
-
-struct OptionSpec {
-  std::string name;  // without leading dashes
-  std::string value_name;  // empty: a flag
-  std::string help;
-  std::string default_value;
-};
-
-class Args {
- public:
-  Args(std::string command, std::string summary, std::vector<OptionSpec> specs)
-      : command_(std::move(command)), summary_(std::move(summary)), specs_(std::move(specs)) {
-    specs_.push_back({"help", "", "show this help", ""});
-  }
-
-  void parse(int argc, char** argv, int first) {
-    for (int i = first; i < argc; ++i) {
-      std::string arg = argv[i];
-      if (arg.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + arg + "'");
-      std::string name = arg.substr(2), value;
-      const auto eq = name.find('=');
-      const bool inline_value = eq != std::string::npos;
-      if (inline_value) {
-        value = name.substr(eq + 1);
-        name = name.substr(0, eq);
-      }
-      const OptionSpec* spec = find(name);
-      if (!spec) throw UsageError(std::string("unknown option '--").append(name).append("'"));
-      if (spec->value_name.empty()) {
-        if (inline_value) throw UsageError("option '--" + name + "' takes no value");
-        values_[name] = "1";
-        continue;
-      }
-      if (!inline_value) {
-        if (i + 1 >= argc) throw UsageError("option '--" + name + "' needs a value (" + spec->value_name + ")");
-        value = argv[++i];
-      }
-      values_[name] = value;
-    }
-  }
-
-  bool help() const { return has("help"); }
-  bool has(const std::string& name) const { return values_.count(name) > 0; }
-  std::string str(const std::string& name) const {
-    auto it = values_.find(name);
-    if (it != values_.end()) return it->second;
-    return find(name)->default_value;
-  }
-  // An integer flag in [lo, hi]; anything else (a fraction, a number out of range, text, an
-  // empty string) is a usage error naming the flag and the range.
-  std::int64_t integer(const std::string& name, std::int64_t lo, std::int64_t hi) const {
-    const std::string s = str(name);
-    long long v = 0;
-    std::size_t used = 0;
-    try {
-      v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (s.empty() || used != s.size() || v < lo || v > hi)
-      throw UsageError("option '--" + name + "' needs an integer in [" + std::to_string(lo) + ", " +
-                       std::to_string(hi) + "], got '" + s + "'");
-    return v;
-  }
-  // A finite number in [lo, hi].
-  double real(const std::string& name, double lo, double hi) const {
-    const std::string s = str(name);
-    double v = 0;
-    std::size_t used = 0;
-    try {
-      v = std::stod(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (s.empty() || used != s.size() || !std::isfinite(v) || v < lo || v > hi) {
-      std::ostringstream os;
-      os << "option '--" << name << "' needs a number in [" << lo << ", " << hi << "], got '" << s << "'";
-      throw UsageError(os.str());
-    }
-    return v;
-  }
-
-  std::string usage() const {
-    std::ostringstream os;
-    os << "usage: crt " << command_ << " [options]\n" << summary_ << "\n\noptions:\n";
-    for (const auto& s : specs_) {
-      std::string left = "  --" + s.name + (s.value_name.empty() ? "" : " " + s.value_name);
-      os << left << std::string(left.size() < 30 ? 30 - left.size() : 1, ' ') << s.help;
-      if (!s.default_value.empty()) os << " (default: " << s.default_value << ")";
-      os << "\n";
-    }
-    return os.str();
-  }
-  const std::string& command() const { return command_; }
-
- private:
-  const OptionSpec* find(const std::string& name) const {
-    for (const auto& s : specs_)
-      if (s.name == name) return &s;
-    return nullptr;
-  }
-  std::string command_, summary_;
-  std::vector<OptionSpec> specs_;
-  std::map<std::string, std::string> values_;
-};
+using crt::cli::OptionSpec;
+using crt::cli::UsageError;
+using Args = crt::cli::Options;
 
 // Flag ranges: far beyond any real run, small enough that products of them stay in 64 bits.
 constexpr std::int64_t kMaxThreads = 1024;
@@ -372,7 +266,7 @@ int cmd_train(int argc, char** argv) {
                            "finite (slow: for replaying a diverged run from its checkpoint)", ""},
   };
   specs.insert(specs.end(), more.begin(), more.end());
-  Args a("train", "Train a CRT, Transformer or Transformer-XL language model.", specs);
+  Args a("crt train", "Train a CRT, Transformer or Transformer-XL language model.", specs);
   a.parse(argc, argv, 2);
   if (a.help()) {
     std::cout << a.usage();
@@ -531,7 +425,7 @@ int cmd_eval(int argc, char** argv) {
   specs.push_back({"split", "SPLIT", "valid or test", "test"});
   specs.push_back({"batch", "N", "batch columns", "10"});
   specs.push_back({"segments", "N", "stop after N segments (0: the whole split)", "0"});
-  Args a("eval", "Perplexity of a checkpoint on a split, carrying memory or cache across it.", specs);
+  Args a("crt eval", "Perplexity of a checkpoint on a split, carrying memory or cache across it.", specs);
   a.parse(argc, argv, 2);
   if (a.help()) {
     std::cout << a.usage();
@@ -563,7 +457,7 @@ int cmd_generate(int argc, char** argv) {
   specs.push_back({"temperature", "T", "sampling temperature", "1.0"});
   specs.push_back({"top-k", "K", "sample among the K most likely tokens (0: all)", "0"});
   specs.push_back({"seed", "S", "sampling seed", "1"});
-  Args a("generate",
+  Args a("crt generate",
          "Sample text; the CRT memory carries across segments, so length is unbounded at constant memory.",
          specs);
   a.parse(argc, argv, 2);
@@ -619,7 +513,7 @@ int cmd_generate(int argc, char** argv) {
 // ---- info ------------------------------------------------------------------------------
 
 int cmd_info(int argc, char** argv) {
-  Args a("info", "Version, instruction set and threads.", {{"threads", "N", "worker threads (0: all cores)", "0"}});
+  Args a("crt info", "Version, instruction set and threads.", {{"threads", "N", "worker threads (0: all cores)", "0"}});
   a.parse(argc, argv, 2);
   if (a.help()) {
     std::cout << a.usage();

@@ -10,11 +10,13 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "crt/cli/options.hpp"
 #include "datasets/batch_stream.hpp"
 #include "datasets/corpus.hpp"
 #include "engine/engine.hpp"
@@ -41,68 +43,52 @@ struct Options {
   std::uint64_t seed = 1;
 };
 
-void print_usage() {
-  std::printf(
-      "usage: train_demo [--data-dir DIR] [--steps N] [--max-seconds S] [--batch B] [--seq T]\n"
-      "                  [--bptt K] [--dim C] [--heads H] [--lr LR] [--threads N]\n"
-      "                  [--log-every N] [--sample-chars N] [--seed S]\n"
-      "Trains a one-block character-level CRT on Tiny Shakespeare and prints step, loss and\n"
-      "tokens/s. The data folder holds tinyshakespeare/input.txt; default: $CRT_DATA_DIR, then\n"
-      "../shared/datasets.\n");
-}
+// Flag ranges: far beyond a demo's sizes, small enough that products of them stay in range.
+constexpr std::int64_t kMaxSize = 1 << 16;
+constexpr std::int64_t kMaxSteps = std::int64_t(1) << 30;
 
-// Parses "--name value" and "--name=value" flags; throws on anything it does not know.
-Options parse_options(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    std::string value;
-    const auto eq = arg.find('=');
-    if (eq != std::string::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-    } else if (arg != "--help" && arg != "-h") {
-      if (i + 1 >= argc) throw std::invalid_argument("missing value after " + arg);
-      value = argv[++i];
-    }
-    if (arg == "--help" || arg == "-h") {
-      print_usage();
-      std::exit(0);
-    } else if (arg == "--data-dir") {
-      o.data_dir = value;
-    } else if (arg == "--steps") {
-      o.steps = std::stoi(value);
-    } else if (arg == "--max-seconds") {
-      o.max_seconds = std::stod(value);
-    } else if (arg == "--batch") {
-      o.batch = std::stoi(value);
-    } else if (arg == "--seq") {
-      o.seq = std::stoi(value);
-    } else if (arg == "--bptt") {
-      o.bptt = std::stoi(value);
-    } else if (arg == "--dim") {
-      o.dim = std::stoi(value);
-    } else if (arg == "--heads") {
-      o.heads = std::stoi(value);
-    } else if (arg == "--lr") {
-      o.lr = std::stod(value);
-    } else if (arg == "--threads") {
-      o.threads = std::stoi(value);
-    } else if (arg == "--log-every") {
-      o.log_every = std::stoi(value);
-    } else if (arg == "--sample-chars") {
-      o.sample_chars = std::stoi(value);
-    } else if (arg == "--seed") {
-      o.seed = std::stoull(value);
-    } else {
-      throw std::invalid_argument("unknown option " + arg + " (see --help)");
-    }
+// The demo's flags, through the project's option parser; returns nullopt after --help.
+std::optional<Options> parse_options(int argc, char** argv) {
+  const Options d;
+  crt::cli::Options a("train_demo",
+                      "Trains a one-block character-level CRT on Tiny Shakespeare and prints step, loss and "
+                      "tokens/s.\nThe data folder holds tinyshakespeare/input.txt; default: $CRT_DATA_DIR, then "
+                      "../shared/datasets.",
+                      {{"data-dir", "DIR", "data folder", ""},
+                       {"steps", "N", "optimiser steps", std::to_string(d.steps)},
+                       {"max-seconds", "S", "stop training after S seconds", "60"},
+                       {"batch", "B", "batch columns", std::to_string(d.batch)},
+                       {"seq", "T", "segment length", std::to_string(d.seq)},
+                       {"bptt", "K", "segments per update (gradients through the memory)", std::to_string(d.bptt)},
+                       {"dim", "C", "model width (a multiple of --heads)", std::to_string(d.dim)},
+                       {"heads", "H", "attention heads", std::to_string(d.heads)},
+                       {"lr", "LR", "peak learning rate", "0.01"},
+                       {"threads", "N", "worker threads (0: all cores)", "0"},
+                       {"log-every", "N", "progress line every N steps", std::to_string(d.log_every)},
+                       {"sample-chars", "N", "characters sampled at the end", std::to_string(d.sample_chars)},
+                       {"seed", "S", "initialisation and sampling seed", std::to_string(d.seed)}});
+  a.parse(argc, argv);
+  if (a.help()) {
+    std::printf("%s", a.usage().c_str());
+    return std::nullopt;
   }
-  if (o.steps < 0 || o.batch < 1 || o.seq < 1 || o.bptt < 1 || o.heads < 1 || o.dim < o.heads ||
-      o.dim % o.heads != 0 || o.log_every < 1 || o.threads < 0 || !(o.lr > 0))
-    throw std::invalid_argument(
-        "need steps >= 0, batch, seq, bptt, heads, log-every >= 1, threads >= 0, lr > 0 and "
-        "dim a multiple of heads");
+  Options o;
+  o.data_dir = a.str("data-dir");
+  o.steps = int(a.integer("steps", 0, kMaxSteps));
+  o.max_seconds = a.real("max-seconds", 0, 1e9);
+  o.batch = int(a.integer("batch", 1, kMaxSize));
+  o.seq = int(a.integer("seq", 1, kMaxSize));
+  o.bptt = int(a.integer("bptt", 1, kMaxSize));
+  o.heads = int(a.integer("heads", 1, kMaxSize));
+  o.dim = int(a.integer("dim", 1, kMaxSize));
+  if (o.dim % o.heads != 0)
+    throw crt::cli::UsageError("option '--dim' must be a multiple of --heads (" + std::to_string(o.heads) +
+                               "), got " + std::to_string(o.dim));
+  o.lr = a.real("lr", 1e-12, 10);
+  o.threads = int(a.integer("threads", 0, 1024));
+  o.log_every = int(a.integer("log-every", 1, kMaxSteps));
+  o.sample_chars = int(a.integer("sample-chars", 0, kMaxSize));
+  o.seed = std::uint64_t(a.integer("seed", 0, std::int64_t(1) << 62));
   return o;
 }
 
@@ -337,7 +323,11 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   try {
-    return run(parse_options(argc, argv));
+    const std::optional<Options> options = parse_options(argc, argv);
+    return options ? run(*options) : 0;
+  } catch (const crt::cli::UsageError& e) {
+    std::fprintf(stderr, "train_demo: %s (see train_demo --help)\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "train_demo: %s\n", e.what());
     return 1;
