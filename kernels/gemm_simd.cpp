@@ -34,9 +34,8 @@ struct GemmTraits;
 
 #if defined(CRT_KERNEL_ISA_AVX512)
 // 8 x 48: 24 accumulators, 3 B vectors and one broadcast, all in registers. The 12 x 32 tile
-// (also 24 accumulators) made GCC 12 keep one of its 2 B vectors on the stack, a store and 12
-// reloads per k step: 175-198 GFLOP/s against 245-253 for 8 x 48 (90-93% of the 273 GFLOP/s
-// measured FMA peak of one Zen 5 core) on M >= 128 x N 256/1024 x K 256.
+// (also 24 accumulators) makes GCC 12 keep one of its 2 B vectors on the stack, a store and 12
+// reloads per k step, which costs about a quarter of the speed.
 template <>
 struct GemmTraits<xsimd::avx512bw> {
   static constexpr size_t mr = 8, nv = 3, kc = 256, mc = 240, nc = 4080, dot_rows = 4;
@@ -308,15 +307,11 @@ void pack_b(bool trans_b, const float* b, size_t ldb, size_t p0, size_t kc, size
 // from memory once. Left to the hardware prefetchers, which do not follow the column walks of
 // packing, each block's operands kept the core waiting between two blocks of arithmetic; and
 // B, packed by the first row panel's microkernels as they read it in place, ran that panel at
-// about half speed (M = 128, K = 10000: 11% of the time for 6% of the work). So the
-// microkernels of each block do, every kTickSteps k steps (a tick), a little of the next
-// block's work: they fetch its A and B into L2 a few lines at a time and, where B's rows are
-// contiguous and there are ticks enough, pack the next depth block's B into a second buffer a
-// fixed distance behind the fetch, so that every row panel of that block reads packed B. The
-// fetch alone took the avx512 kernel on Zen 5 from 199-205 to 209-216 GFLOP/s on 128 x 256 x
-// 10000 (2048 x 256 x 10000: 221-223 -> 231-237); packing B behind, in runs alternating with
-// the fetch-only build: 128 x 256 x 10000 +2 to +7% (215-226 GFLOP/s), 512 x 256 x 10000 +1 to
-// +3%, other shapes within the noise (a few percent).
+// about half speed. So the microkernels of each block do, every kTickSteps k steps (a tick), a
+// little of the next block's work: they fetch its A and B into L2 a few lines at a time and,
+// where B's rows are contiguous and there are ticks enough, pack the next depth block's B into
+// a second buffer a fixed distance behind the fetch, so that every row panel of that block
+// reads packed B. Both pay on deep products (K in the thousands) and are neutral elsewhere.
 
 constexpr size_t kTickSteps = 16;  // k steps per tick
 constexpr size_t kFetchLinesPerTick = kTickSteps / 2;  // at most one line per two k steps
@@ -565,9 +560,7 @@ constexpr size_t balanced_block(size_t total, size_t max_block) {
 
 // Row panels up to which every one reads B in place rather than the first packing it for the
 // others: reading a micro-panel of B again from L1 or L2 costs less than copying it on the
-// way, for a few readers. One thread, avx512 (Zen 5): M = 16 (2 panels) 8-18% faster on the
-// six benchmark shapes, M = 64 (8 panels) 1-5% on five of six (64 x 256 x 10000: 2% slower);
-// avx2: M = 16 (3 panels) 3-12% faster on five of six, 16 x 1024 x 256 7% slower.
+// way, for a few readers (measured faster up to 8 panels on AVX-512 and AVX2).
 constexpr size_t kInPlacePanels = 8;
 
 // The five BLIS loops: column blocks (jc) of B, depth blocks (pc), row blocks (ic) of A, then
@@ -595,7 +588,7 @@ void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, c
   float* a_pack = thread_scratch(ScratchSlot::gemm_a, mc_max * kc_max);
   float* b_pack = thread_scratch(ScratchSlot::gemm_b, nc_max * kc_max);
   // Packing B behind pays where many row panels read it (with few, packing it in the first
-  // one costs less: 16 x 256 x 1024 on avx2, 3 row panels, ran 11% slower packed behind).
+  // one costs less).
   const bool pack_b_behind = in_place && m >= 16 * MR && k > kc_max;
   float* b_next =
       pack_b_behind ? thread_scratch(ScratchSlot::gemm_b_next, nc_max * kc_max) : nullptr;
@@ -650,9 +643,8 @@ void gemm_blocked(bool ta, bool tb, size_t m, size_t n, size_t k, float alpha, c
         // fetched into L2 at one line per two k steps; where B is packed behind (many rows), at
         // the rate that reaches its end with a quarter of the block's ticks to spare. There L2
         // holds two packed B blocks, the next B's lines, this A block and C's rows besides, and
-        // A fetched early was evicted before use: spread, alternating runs, avx512 2048 x 256 x
-        // 1024 +1 to +3% (6 of 6), 2048 x 256 x 10000 +0 to +7% (5 of 6), 512 x 256 x 1024 +1 to
-        // +2.5% (5 of 6); avx2 2048 x 256 x 1024 +4 to +7%. Shapes of fewer rows lost 1-3% with it.
+        // A fetched early is evicted before use; spread out, it pays on many rows (shapes of
+        // few rows take the plain rate).
         const bool last_ic = ic + MC >= m;
         const size_t apc = last_ic ? npc : pc, aic = last_ic ? 0 : ic + MC;
         if (apc < k) {

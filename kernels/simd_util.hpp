@@ -108,11 +108,10 @@ inline bool disjoint(const float* a, const float* b, size_t n) { return a + n <=
 // map for rows that start anywhere in a cache line: when n >= W and y overlaps no input, every
 // store is a whole vector and all but the first and last are aligned (the first vector of the
 // row, then aligned vectors from the first aligned element, then the last vector of the row,
-// recomputing a few elements from the same inputs). On Zen 5, softmax_backward_rows 11200 x
-// 140 (rows 560 bytes apart, data in L3) took 284-308 us on AVX-512 with map's stores, which
-// straddle two cache lines in three rows of four and end each row with a masked store, and
-// 198-209 us with these (AVX2: 173-185 us). Not map itself: as map, on short operands in L1
-// (axpy over 4096 elements) the extra vector and checks cost more than they saved.
+// recomputing a few elements from the same inputs). On rows that are not a multiple of a cache
+// line apart, map's stores straddle two lines in most rows and end each row with a masked
+// store, which costs more than the one recomputed vector. Not map itself: on short operands in
+// L1 the extra vector and checks cost more than they save.
 template <class Arch, class Fn, class... In>
 inline void map_row(size_t n, float* y, Fn f, const In*... in) {
   using V = Vec<Arch>;

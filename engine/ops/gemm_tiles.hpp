@@ -40,11 +40,9 @@ struct TileGrid {
 
 // The tiles of an m x n x k product for `threads` threads, on whole register tiles (mr x nr).
 // One thread: the whole product in one kernel call (every tile repacks its rows of A and columns
-// of B; on 512 x 256 x 10000, six tiles on one thread ran at 179 GFLOP/s against 212 for one
-// call). More: one or two tiles per thread, fewer for products under 2^23 FLOPs a tile, but one
-// per thread down to 2^20 FLOPs a tile (a batch-16 GRU step's 16 x 768 x 256 product, 6.3 MFLOP,
-// ran on one thread before; 2 threads: gru_cell d 256 batch 16 59 -> 39-50 us, 16 x 256 x 256
-// 207 -> 246-298 GFLOP/s, the suite's batch-1 segment 17 5-15% faster). Of the ways to cut them
+// of B, so more tiles on one thread only cost). More: one or two tiles per thread, fewer for
+// products under 2^23 FLOPs a tile, but one per thread down to 2^20 FLOPs a tile (so that a
+// batch-16 GRU step's 16 x 768 x 256 product, 6.3 MFLOP, still uses every core). Of the ways to cut them
 // (tm x tn), the one whose busiest thread has the least estimated work: parallel_for hands each
 // thread a contiguous run of count / threads tiles (row-major), and a tile costs its
 // multiply-adds plus the packing of its A rows (about 20 FLOP-equivalents an element in the
@@ -89,12 +87,9 @@ inline TileGrid choose_tiles(std::int64_t m, std::int64_t n, std::int64_t k, std
 // Whether gemm_tiles computes a product as two half-depth products summed in a fixed order,
 // C = (beta C + op(A)[:, :k0] op(B)[:k0, :]) + op(A)[:, k0:] op(B)[k0:, :], at every thread
 // count. Deep products of few rows: cut by rows or columns, two threads share one operand and
-// each reads it whole (each ran 9% slower beside the other than alone, and 64-row tiles 5%
-// slower than 128-row ones); the halves share nothing. avx512, 2 threads, alternating runs
-// (the machine noisy, so ranges): 128 x 256 x 1024 290-408 -> 315-448 GFLOP/s, 128 x 512 x 512
-// 359-445 -> 415-458, 128 x 256 x 10000 268-382 -> 316-432, 64 x 256 x 1024 272-376 ->
-// 354-427, better in 19 of 20 pairs, 64 x 512 x 512 in 5 of 8; one thread within 2%. At 512
-// rows it lost (512 x 256 x 1024 427 -> 390); 256 was not measured, hence the bound of 128.
+// each reads it whole (each runs slower beside the other than alone, and thinner tiles are
+// slower too); the halves share nothing. Measured faster up to 128 rows and slower at 512;
+// 256 was not measured, hence the bound of 128.
 inline bool splits_depth(std::int64_t m, std::int64_t n, std::int64_t k) {
   return m > 4 && m <= 128 && k >= 512 && 2 * m * n * k >= (std::int64_t(1) << 24);
 }

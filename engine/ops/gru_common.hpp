@@ -57,7 +57,7 @@ void project(const T* in, std::int64_t rows, std::int64_t k, const T* w, const T
 // blocks are fixed by H alone, and each output row of a GEMV is computed the same way wherever
 // it falls (kernels' A B^T at one row), so the split gives the same bits as one product over
 // all rows: without GEMV panels the op takes the split only with more than one thread, where
-// it pays (on one thread the twelve smaller products per step cost about 6% more than two).
+// it pays (on one thread twelve smaller products per step cost more than two).
 inline bool use_unit_split(std::int64_t batch) { return batch == 1 && num_threads() > 1; }
 constexpr std::int64_t kUnitBlock = 64;
 
