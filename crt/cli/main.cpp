@@ -219,7 +219,141 @@ std::string ppl_text(double ppl) {
   return buf;
 }
 
-int cmd_train(int argc, char** argv) {
+// The model a `crt train` command line describes, for a corpus of `vocab` words.
+ModelConfig model_config(const Args& a, std::int64_t vocab) {
+  ModelConfig c = crt::model::preset(crt::model::parse_model_kind(a.str("model")), a.integer("layers", 1, kMaxLayers),
+                                     a.integer("d-model", 1, kMaxWidth), a.integer("heads", 1, kMaxWidth), a.integer("d-inner", 1, kMaxWidth),
+                                     vocab);
+  if (a.has("d-head")) c.d_head = a.integer("d-head", 1, kMaxWidth);
+  c.seg_len = a.integer("seg-len", 1, kMaxSegment);
+  c.mem_len = a.has("mem-len") ? a.integer("mem-len", 1, kMaxSegment) : c.seg_len;
+  c.rnn_cell = crt::model::parse_rnn_cell(a.str("cell"));
+  if (a.has("position")) c.position = crt::model::parse_position(a.str("position"));
+  if (a.has("no-memory")) c.memory = crt::model::MemoryKind::none;
+  c.pos_rnn_residual = a.has("pos-rnn-residual");
+  c.pre_ln = a.has("pre-ln");
+  c.tie_embeddings = !a.has("untied");
+  c.dropout = a.real("dropout", 0, 0.95);
+  c.emb_dropout = a.real("emb-dropout", 0, 0.95);
+  c.dropatt = a.real("dropatt", 0, 0.95);
+  if (a.has("adaptive")) {
+    const std::string list = a.str("adaptive");
+    std::stringstream ss(list);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      std::size_t used = 0;
+      long long v = 0;
+      try {
+        v = std::stoll(item, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (item.empty() || used != item.size())
+        throw UsageError("option '--adaptive' needs comma-separated integers, got '" + list + "'");
+      c.adaptive_cutoffs.push_back(v);
+    }
+    if (c.adaptive_cutoffs.empty() || list.back() == ',')
+      throw UsageError("option '--adaptive' needs comma-separated integers, got '" + list + "'");
+  }
+  c.validate();
+
+  return c;
+}
+
+// The training schedule a `crt train` command line describes (steps from --steps or --epochs).
+crt::model::TrainOptions train_options(const Args& a, const ModelConfig& c, const crt::data::Corpus& corpus) {
+  crt::model::TrainOptions o;
+  o.batch = a.integer("batch", 1, kMaxBatch);
+  o.bptt_segments = a.has("bptt") ? a.integer("bptt", 1, 1024) : crt::model::default_bptt_segments(c);
+  if (o.batch < 1 || o.bptt_segments < 1) throw UsageError("--batch and --bptt must be >= 1");
+  if (a.has("steps")) {
+    o.steps = a.integer("steps", 1, kMaxCount);
+  } else {
+    const std::int64_t columns = std::int64_t(corpus.train.size()) / o.batch;
+    const double segments = std::ceil(double(columns - 1) / double(c.seg_len));
+    o.steps = std::max<std::int64_t>(1, std::int64_t(a.real("epochs", 1e-9, kMaxEpochs) * segments / double(o.bptt_segments)));
+  }
+  o.lr = a.real("lr", 1e-12, 10);
+  o.warmup = a.integer("warmup", 0, kMaxCount);
+  o.min_lr = a.real("min-lr", 0, 10);
+  o.weight_decay = a.real("weight-decay", 0, 1);
+  o.clip = a.real("clip", 0, 1e9);
+  o.validate();
+  return o;
+}
+
+// The training loop of `crt train`: steps with progress lines, periodic validation and
+// checkpoints, Ctrl-C handling, the final checkpoint and evaluation. Returns the exit status.
+int run_training(const Args& a, crt::Model& model, crt::model::Trainer& trainer, const crt::data::Corpus& corpus,
+                 const crt::model::TrainOptions& o, MetricsWriter& metrics, std::int64_t eval_segments) {
+  const std::string out = a.str("out");
+  const std::int64_t log_every = std::max<std::int64_t>(1, a.integer("log-every", 1, kMaxCount));
+  const std::int64_t eval_every = a.integer("eval-every", 0, kMaxCount), save_every = a.integer("save-every", 0, kMaxCount);
+  const auto start = std::chrono::steady_clock::now();
+  double window_loss = 0, window_tokens = 0, window_secs = 0;
+  std::int64_t window_steps = 0, done_here = 0;
+  const std::int64_t first = trainer.steps_done();
+  std::optional<StopSignals> stop_signals(std::in_place);
+  while (trainer.steps_done() < o.steps) {
+    if (const int sig = g_stop_signal.load(); sig != 0) {
+      trainer.save(out);  // atomic, as every save: an interrupted save leaves the old file
+      std::fprintf(stderr, "%s: saved at step %lld of %lld: resume with crt train --resume %s "
+                   "(and the same flags)\n", sig == SIGINT ? "interrupted" : "terminated",
+                   (long long)trainer.steps_done(), (long long)o.steps, out.c_str());
+      return 128 + sig;
+    }
+    const crt::model::StepStats s = trainer.step();
+    ++done_here;
+    window_loss += s.loss;
+    window_tokens += double(s.tokens);
+    window_secs += s.seconds;
+    ++window_steps;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    metrics.write("train", s.step, s.loss, s.lr, s.grad_norm, double(s.tokens) / s.seconds, elapsed);
+    if (s.step % log_every == 0 || s.step == o.steps) {
+      const double mean = window_loss / double(window_steps);
+      const double eta = elapsed / double(done_here) * double(o.steps - s.step);
+      std::fprintf(stderr, "step %lld/%lld | loss %.4f | ppl %s | lr %.3g | grad %.3f | %s tok/s | eta %s\n",
+                   (long long)s.step, (long long)o.steps, mean, ppl_text(std::exp(mean)).c_str(), s.lr, s.grad_norm,
+                   human_count(window_tokens / window_secs).c_str(), human_duration(eta).c_str());
+      window_loss = window_tokens = window_secs = 0;
+      window_steps = 0;
+    }
+    if (eval_every > 0 && s.step % eval_every == 0 && s.step < o.steps) {
+      const auto r = crt::model::evaluate(model.language_model(), corpus.valid, a.integer("eval-batch", 1, kMaxBatch),
+                                          eval_segments);
+      std::fprintf(stderr, "  valid: loss %.4f | ppl %.2f (%lld tokens, %.1f s)\n", r.nll, r.perplexity,
+                   (long long)r.tokens, r.seconds);
+      metrics.write("valid", s.step, r.nll, s.lr, 0, double(r.tokens) / r.seconds, elapsed);
+    }
+    if (save_every > 0 && s.step % save_every == 0 && s.step < o.steps) {
+      try {
+        trainer.save(out);
+      } catch (const std::exception& e) {  // a failed periodic save must not end the run
+        std::fprintf(stderr, "warning: checkpoint not saved at step %lld: %s (training goes on; the next save tries again)\n",
+                     (long long)s.step, e.what());
+      }
+    }
+  }
+  trainer.save(out);
+  stop_signals.reset();  // the work is saved: a signal during the final evaluation ends it at once
+  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::fprintf(stderr, "trained %lld steps in %s; checkpoint: %s\n", (long long)(o.steps - first),
+               human_duration(total).c_str(), out.c_str());
+  if (!a.has("no-final-eval")) {
+    for (const auto& [name, tokens] : {std::pair<const char*, const std::vector<std::int32_t>*>{"valid", &corpus.valid},
+                                       {"test", &corpus.test}}) {
+      const auto r = crt::model::evaluate(model.language_model(), *tokens, a.integer("eval-batch", 1, kMaxBatch));
+      std::printf("%s perplexity %.2f (loss %.4f, %lld tokens, %.1f s)\n", name, r.perplexity, r.nll,
+                  (long long)r.tokens, r.seconds);
+      metrics.write(name, o.steps, r.nll, 0, 0, double(r.tokens) / r.seconds, total);
+    }
+  }
+  return 0;
+}
+
+// Every option of `crt train`: the data, the model, the schedule, checkpoints and logging.
+std::vector<OptionSpec> train_option_specs() {
   std::vector<OptionSpec> specs = data_options();
   const std::vector<OptionSpec> more = {
       {"model", "KIND", "crt, transformer or xl", "crt"},
@@ -266,6 +400,11 @@ int cmd_train(int argc, char** argv) {
                            "finite (slow: for replaying a diverged run from its checkpoint)", ""},
   };
   specs.insert(specs.end(), more.begin(), more.end());
+  return specs;
+}
+
+int cmd_train(int argc, char** argv) {
+  const std::vector<OptionSpec> specs = train_option_specs();
   Args a("crt train", "Train a CRT, Transformer or Transformer-XL language model.", specs);
   a.parse(argc, argv, 2);
   if (a.help()) {
@@ -276,59 +415,8 @@ int cmd_train(int argc, char** argv) {
   crt::set_check_finite(a.has("check-finite"));
   const crt::data::Corpus corpus = load_data(a, corpus_name(a, nullptr));
 
-  ModelConfig c = crt::model::preset(crt::model::parse_model_kind(a.str("model")), a.integer("layers", 1, kMaxLayers),
-                                     a.integer("d-model", 1, kMaxWidth), a.integer("heads", 1, kMaxWidth), a.integer("d-inner", 1, kMaxWidth),
-                                     std::int64_t(corpus.vocab.size()));
-  if (a.has("d-head")) c.d_head = a.integer("d-head", 1, kMaxWidth);
-  c.seg_len = a.integer("seg-len", 1, kMaxSegment);
-  c.mem_len = a.has("mem-len") ? a.integer("mem-len", 1, kMaxSegment) : c.seg_len;
-  c.rnn_cell = crt::model::parse_rnn_cell(a.str("cell"));
-  if (a.has("position")) c.position = crt::model::parse_position(a.str("position"));
-  if (a.has("no-memory")) c.memory = crt::model::MemoryKind::none;
-  c.pos_rnn_residual = a.has("pos-rnn-residual");
-  c.pre_ln = a.has("pre-ln");
-  c.tie_embeddings = !a.has("untied");
-  c.dropout = a.real("dropout", 0, 0.95);
-  c.emb_dropout = a.real("emb-dropout", 0, 0.95);
-  c.dropatt = a.real("dropatt", 0, 0.95);
-  if (a.has("adaptive")) {
-    const std::string list = a.str("adaptive");
-    std::stringstream ss(list);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-      std::size_t used = 0;
-      long long v = 0;
-      try {
-        v = std::stoll(item, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (item.empty() || used != item.size())
-        throw UsageError("option '--adaptive' needs comma-separated integers, got '" + list + "'");
-      c.adaptive_cutoffs.push_back(v);
-    }
-    if (c.adaptive_cutoffs.empty() || list.back() == ',')
-      throw UsageError("option '--adaptive' needs comma-separated integers, got '" + list + "'");
-  }
-  c.validate();
-
-  crt::model::TrainOptions o;
-  o.batch = a.integer("batch", 1, kMaxBatch);
-  o.bptt_segments = a.has("bptt") ? a.integer("bptt", 1, 1024) : crt::model::default_bptt_segments(c);
-  if (o.batch < 1 || o.bptt_segments < 1) throw UsageError("--batch and --bptt must be >= 1");
-  if (a.has("steps")) {
-    o.steps = a.integer("steps", 1, kMaxCount);
-  } else {
-    const std::int64_t columns = std::int64_t(corpus.train.size()) / o.batch;
-    const double segments = std::ceil(double(columns - 1) / double(c.seg_len));
-    o.steps = std::max<std::int64_t>(1, std::int64_t(a.real("epochs", 1e-9, kMaxEpochs) * segments / double(o.bptt_segments)));
-  }
-  o.lr = a.real("lr", 1e-12, 10);
-  o.warmup = a.integer("warmup", 0, kMaxCount);
-  o.min_lr = a.real("min-lr", 0, 10);
-  o.weight_decay = a.real("weight-decay", 0, 1);
-  o.clip = a.real("clip", 0, 1e9);
-  o.validate();
+  const ModelConfig c = model_config(a, std::int64_t(corpus.vocab.size()));
+  const crt::model::TrainOptions o = train_options(a, c, corpus);
 
   // Every flag is read (and range-checked) before the model is built, used or not.
   const std::int64_t eval_segments = a.integer("eval-segments", 0, kMaxCount);
@@ -348,73 +436,23 @@ int cmd_train(int argc, char** argv) {
     std::cerr << "resumed from " << a.str("resume") << " at step " << trainer->steps_done() << "\n";
   }
   MetricsWriter metrics(a.str("metrics"));
-  const std::string out = a.str("out");
   // The corpus name travels with the checkpoint, so eval and generate find the vocabulary.
   trainer->set_metadata({{"data.corpus", corpus_name(a, nullptr)}});
 
-  const std::int64_t log_every = std::max<std::int64_t>(1, a.integer("log-every", 1, kMaxCount));
-  const std::int64_t eval_every = a.integer("eval-every", 0, kMaxCount), save_every = a.integer("save-every", 0, kMaxCount);
-  const auto start = std::chrono::steady_clock::now();
-  double window_loss = 0, window_tokens = 0, window_secs = 0;
-  std::int64_t window_steps = 0, done_here = 0;
-  const std::int64_t first = trainer->steps_done();
-  std::optional<StopSignals> stop_signals(std::in_place);
-  while (trainer->steps_done() < o.steps) {
-    if (const int sig = g_stop_signal.load(); sig != 0) {
-      trainer->save(out);  // atomic, as every save: an interrupted save leaves the old file
-      std::fprintf(stderr, "%s: saved at step %lld of %lld: resume with crt train --resume %s "
-                   "(and the same flags)\n", sig == SIGINT ? "interrupted" : "terminated",
-                   (long long)trainer->steps_done(), (long long)o.steps, out.c_str());
-      return 128 + sig;
-    }
-    const crt::model::StepStats s = trainer->step();
-    ++done_here;
-    window_loss += s.loss;
-    window_tokens += double(s.tokens);
-    window_secs += s.seconds;
-    ++window_steps;
-    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    metrics.write("train", s.step, s.loss, s.lr, s.grad_norm, double(s.tokens) / s.seconds, elapsed);
-    if (s.step % log_every == 0 || s.step == o.steps) {
-      const double mean = window_loss / double(window_steps);
-      const double eta = elapsed / double(done_here) * double(o.steps - s.step);
-      std::fprintf(stderr, "step %lld/%lld | loss %.4f | ppl %s | lr %.3g | grad %.3f | %s tok/s | eta %s\n",
-                   (long long)s.step, (long long)o.steps, mean, ppl_text(std::exp(mean)).c_str(), s.lr, s.grad_norm,
-                   human_count(window_tokens / window_secs).c_str(), human_duration(eta).c_str());
-      window_loss = window_tokens = window_secs = 0;
-      window_steps = 0;
-    }
-    if (eval_every > 0 && s.step % eval_every == 0 && s.step < o.steps) {
-      const auto r = crt::model::evaluate(model.language_model(), corpus.valid, a.integer("eval-batch", 1, kMaxBatch),
-                                          eval_segments);
-      std::fprintf(stderr, "  valid: loss %.4f | ppl %.2f (%lld tokens, %.1f s)\n", r.nll, r.perplexity,
-                   (long long)r.tokens, r.seconds);
-      metrics.write("valid", s.step, r.nll, s.lr, 0, double(r.tokens) / r.seconds, elapsed);
-    }
-    if (save_every > 0 && s.step % save_every == 0 && s.step < o.steps) {
-      try {
-        trainer->save(out);
-      } catch (const std::exception& e) {  // a failed periodic save must not end the run
-        std::fprintf(stderr, "warning: checkpoint not saved at step %lld: %s (training goes on; the next save tries again)\n",
-                     (long long)s.step, e.what());
-      }
-    }
-  }
-  trainer->save(out);
-  stop_signals.reset();  // the work is saved: a signal during the final evaluation ends it at once
-  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::fprintf(stderr, "trained %lld steps in %s; checkpoint: %s\n", (long long)(o.steps - first),
-               human_duration(total).c_str(), out.c_str());
-  if (!a.has("no-final-eval")) {
-    for (const auto& [name, tokens] : {std::pair<const char*, const std::vector<std::int32_t>*>{"valid", &corpus.valid},
-                                       {"test", &corpus.test}}) {
-      const auto r = crt::model::evaluate(model.language_model(), *tokens, a.integer("eval-batch", 1, kMaxBatch));
-      std::printf("%s perplexity %.2f (loss %.4f, %lld tokens, %.1f s)\n", name, r.perplexity, r.nll,
-                  (long long)r.tokens, r.seconds);
-      metrics.write(name, o.steps, r.nll, 0, 0, double(r.tokens) / r.seconds, total);
-    }
-  }
-  return 0;
+  return run_training(a, model, *trainer, corpus, o, metrics, eval_segments);
+}
+
+// ---- eval and generate ------------------------------------------------------------------
+
+// The model of --checkpoint and the corpus it was trained on (--data, else the checkpoint's
+// metadata), checked to share one vocabulary.
+std::pair<crt::Model, crt::data::Corpus> load_checkpoint_and_corpus(const Args& a) {
+  crt::Model model = crt::Model::load(a.str("checkpoint"));
+  crt::data::Corpus corpus = load_data(a, corpus_name(a, &model));
+  if (model.config().vocab_size != std::int64_t(corpus.vocab.size()))
+    throw crt::Error("checkpoint vocabulary " + std::to_string(model.config().vocab_size) +
+                     " does not match the corpus (" + std::to_string(corpus.vocab.size()) + ")");
+  return {std::move(model), std::move(corpus)};
 }
 
 // ---- eval ------------------------------------------------------------------------------
@@ -435,11 +473,7 @@ int cmd_eval(int argc, char** argv) {
   const std::string split = a.str("split");
   if (split != "valid" && split != "test") throw UsageError("--split must be valid or test, got '" + split + "'");
   apply_threads(a);
-  const crt::Model model = crt::Model::load(a.str("checkpoint"));
-  const crt::data::Corpus corpus = load_data(a, corpus_name(a, &model));
-  if (model.config().vocab_size != std::int64_t(corpus.vocab.size()))
-    throw crt::Error("crt eval: checkpoint vocabulary " + std::to_string(model.config().vocab_size) +
-                     " does not match the corpus ("  + std::to_string(corpus.vocab.size()) + ")");
+  const auto [model, corpus] = load_checkpoint_and_corpus(a);
   const auto r = crt::model::evaluate(model.language_model(), split == "valid" ? corpus.valid : corpus.test,
                                       a.integer("batch", 1, kMaxBatch), a.integer("segments", 0, kMaxCount));
   std::printf("%s perplexity %.2f (loss %.4f, %lld tokens, %.1f s, %.0f tokens/s)\n", split.c_str(),
@@ -467,11 +501,7 @@ int cmd_generate(int argc, char** argv) {
   }
   if (!a.has("checkpoint")) throw UsageError("--checkpoint is required");
   apply_threads(a);
-  const crt::Model model = crt::Model::load(a.str("checkpoint"));
-  const crt::data::Corpus corpus = load_data(a, corpus_name(a, &model));
-  if (model.config().vocab_size != std::int64_t(corpus.vocab.size()))
-    throw crt::Error("crt generate: checkpoint vocabulary " + std::to_string(model.config().vocab_size) +
-                     " does not match the corpus ("  + std::to_string(corpus.vocab.size()) + ")");
+  const auto [model, corpus] = load_checkpoint_and_corpus(a);
   const bool chars = corpus.level == crt::data::TokenLevel::character;
   std::vector<std::int32_t> prompt;
   const std::string text = a.str("prompt");
