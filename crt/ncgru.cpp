@@ -11,8 +11,7 @@
 
 #include "engine/autograd.hpp"
 #include "engine/error.hpp"
-#include "engine/parallel.hpp"
-#include "kernels/kernels.hpp"
+#include "engine/linalg.hpp"
 
 namespace crt::model {
 
@@ -62,76 +61,10 @@ Tensor identity_plus(const Tensor& a) {
   return m;
 }
 
-// a: f64 [m, k], b: f64 [k, n], both contiguous -> f64 [m, n]. The A-rule's products in
-// double: the engine's f64 matmul is the unblocked scalar reference, too slow for H ~ 1000.
-// Rows of the result are split into fixed chunks of rows (thread-count independent); within a
-// chunk, a block of b's rows is reused by every row of the chunk.
-Tensor product(const Tensor& a, const Tensor& b) {
-  const std::int64_t m = a.size(0), k = a.size(1), n = b.size(1);
-  Tensor c = Tensor::zeros({m, n}, DType::f64);
-  const double* ap = a.data<double>();
-  const double* bp = b.data<double>();
-  double* cp = c.data<double>();
-  constexpr std::int64_t kRowsPerChunk = 32;
-  parallel_for(0, m, kRowsPerChunk, [&](std::int64_t lo, std::int64_t hi) {
-    kernels::gemm_f64_accumulate(ap + lo * k, bp, cp + lo * n, std::size_t(hi - lo),
-                                 std::size_t(n), std::size_t(k));
-  });
-  return c;
-}
-
 // Contiguous f64 copy of a 2-D tensor's transpose.
 Tensor transposed(const Tensor& a) { return a.transpose(0, 1).contiguous(); }
 
 }  // namespace
-
-Tensor gauss_jordan_inverse(const Tensor& m_in) {
-  const char* op = "gauss_jordan_inverse";
-  require(m_in.defined(), op, "matrix is an undefined tensor");
-  require(m_in.dim() == 2 && m_in.size(0) == m_in.size(1), op, "needs a square matrix, got ",
-          m_in.describe());
-  NoGradGuard no_grad;
-  const std::int64_t n = m_in.size(0);
-  Tensor work = m_in.to(DType::f64);  // contiguous copy, reduced to I in place
-  Tensor inv = Tensor::zeros({n, n}, DType::f64);
-  double* m = work.data<double>();
-  double* r = inv.data<double>();
-  double scale = 0.0;
-  for (std::int64_t i = 0; i < n * n; ++i) {
-    require(std::isfinite(m[i]), op, "matrix ", m_in.describe(), " has non-finite entries");
-    scale = std::max(scale, std::abs(m[i]));
-  }
-  for (std::int64_t i = 0; i < n; ++i) r[i * n + i] = 1.0;
-  const double tiny = double(std::max<std::int64_t>(n, 1)) * DBL_EPSILON * scale;
-  // Rows per parallel chunk: about 16k multiply-adds each.
-  const std::int64_t grain = std::max<std::int64_t>(1, 16384 / std::max<std::int64_t>(n, 1));
-  for (std::int64_t k = 0; k < n; ++k) {
-    std::int64_t pivot = k;
-    for (std::int64_t i = k + 1; i < n; ++i)
-      if (std::abs(m[i * n + k]) > std::abs(m[pivot * n + k])) pivot = i;
-    const double pv = m[pivot * n + k];
-    require(std::abs(pv) > tiny && scale > 0.0, op, "matrix ", m_in.describe(),
-            " is singular to working precision (pivot ", pv, " in column ", k, ")");
-    if (pivot != k) {
-      std::swap_ranges(m + pivot * n, m + pivot * n + n, m + k * n);
-      std::swap_ranges(r + pivot * n, r + pivot * n + n, r + k * n);
-    }
-    const double inv_pv = 1.0 / pv;
-    for (std::int64_t j = k; j < n; ++j) m[k * n + j] *= inv_pv;
-    for (std::int64_t j = 0; j < n; ++j) r[k * n + j] *= inv_pv;
-    // Eliminate column k from every other row; each chunk writes only its own rows.
-    parallel_for(0, n, grain, [&](std::int64_t lo, std::int64_t hi) {
-      for (std::int64_t i = lo; i < hi; ++i) {
-        if (i == k) continue;
-        const double f = m[i * n + k];
-        if (f == 0.0) continue;
-        for (std::int64_t j = k; j < n; ++j) m[i * n + j] -= f * m[k * n + j];
-        for (std::int64_t j = 0; j < n; ++j) r[i * n + j] -= f * r[k * n + j];
-      }
-    });
-  }
-  return inv;
-}
 
 NcgruCell::NcgruCell(std::int64_t input, std::int64_t hidden, std::int64_t negative_entries,
                      int neumann_order, std::int64_t exact_every, Generator& gen, DType dtype)
@@ -274,7 +207,7 @@ Tensor NcgruCell::skew_gradient() const {
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < n; ++j)
       wp[i * n + j] = uc[std::size_t(j * n + i)] + (i == j ? signs[std::size_t(i)] : 0.0);
-  const Tensor v = product(transposed(a_inverse), product(g, w));  // (I+A)^{-T} G W
+  const Tensor v = matmul_f64(transposed(a_inverse), matmul_f64(g, w));  // (I+A)^{-T} G W
   Tensor grad = Tensor::empty({n, n}, DType::f64);
   const double* vp = v.data<double>();
   double* gp = grad.data<double>();
@@ -325,10 +258,10 @@ void NcgruCell::after_step(double lr) {
   } else {
     // (I + A_new)^{-1} = (I + B ΔA)^{-1} B ≈ (I + X + X^2 [+ X^3]) B with X = -B ΔA,
     // B = (I + A_old)^{-1}.
-    const Tensor x = neg(product(a_inverse, sub(a, a_old)));
+    const Tensor x = neg(matmul_f64(a_inverse, sub(a, a_old)));
     Tensor term = a_inverse, sum_terms = a_inverse;
     for (int k = 0; k < neumann_order_; ++k) {
-      term = product(x, term);
+      term = matmul_f64(x, term);
       sum_terms = add(sum_terms, term);
     }
     a_inverse.copy_(sum_terms);
@@ -340,7 +273,7 @@ double NcgruCell::orthogonality_error() const {
   NoGradGuard no_grad;
   const std::int64_t n = hidden_;
   const Tensor u = u_c.to(DType::f64);
-  const std::vector<double> gram = product(transposed(u), u).to_vector();
+  const std::vector<double> gram = matmul_f64(transposed(u), u).to_vector();
   double worst = 0.0;
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < n; ++j)

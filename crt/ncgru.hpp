@@ -11,9 +11,6 @@
 
 namespace crt::model {
 
-// Inverse of a square matrix m: [n, n] (f32 or f64) by Gauss-Jordan elimination with partial
-// pivoting, computed in double. -> f64 [n, n]. Throws crt::Error on a singular matrix.
-Tensor gauss_jordan_inverse(const Tensor& m);
 
 // r = σ(x W_r^T + h U_r^T + b_r), u = σ(x W_u^T + h U_u^T + b_u),
 // c = modReLU(x W_c^T + b_xc + (r ⊙ h) U_c^T, b_c), h' = u ⊙ h + (1 - u) ⊙ c.

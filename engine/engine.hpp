@@ -4,6 +4,7 @@
 #include "engine/autograd.hpp"
 #include "engine/error.hpp"
 #include "engine/flops.hpp"
+#include "engine/linalg.hpp"
 #include "engine/ops.hpp"
 #include "engine/optim.hpp"
 #include "engine/parallel.hpp"

@@ -6,9 +6,11 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "crt/ncgru.hpp"
+#include "engine/linalg.hpp"
 #include "engine/optim.hpp"
 #include "engine/parallel.hpp"
 #include "tests/gradcheck.hpp"
@@ -16,7 +18,7 @@
 using namespace crt;
 using crt::testing::expect_error;
 using crt::testing::max_abs_diff;
-using crt::model::gauss_jordan_inverse;
+using crt::gauss_jordan_inverse;
 using crt::model::NamedTensors;
 using crt::model::NcgruCell;
 using crt::testing::gradcheck;
@@ -515,6 +517,34 @@ TEST_CASE("gauss_jordan_inverse: inverts random and pivot-needing matrices; reje
       {"gauss_jordan_inverse", "non-finite"});
   expect_error([] { gauss_jordan_inverse(Tensor()); },
                {"gauss_jordan_inverse", "undefined"});
+}
+
+TEST_CASE("matmul_f64 equals the f64 matmul op, for any layout, at any thread count") {
+  struct ThreadCountReset {
+    ~ThreadCountReset() { set_num_threads(0); }
+  } reset;
+  Generator gen(131);
+  for (const auto& shape : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{1, 1, 1}, {3, 5, 7},
+                            {33, 17, 65}, {70, 150, 150}}) {
+    const std::int64_t rows = std::get<0>(shape), depth = std::get<1>(shape), cols = std::get<2>(shape);
+    CAPTURE(rows);
+    CAPTURE(depth);
+    CAPTURE(cols);
+    const Tensor a = uniform({rows, depth}, -1.0, 1.0, gen, DType::f64);
+    const Tensor bt = uniform({cols, depth}, -1.0, 1.0, gen, DType::f64);
+    const Tensor b = bt.transpose(0, 1);  // not contiguous
+    const Tensor want = matmul(a, b);
+    set_num_threads(1);
+    const Tensor one = matmul_f64(a, b);
+    set_num_threads(0);
+    const Tensor many = matmul_f64(a, b);
+    CHECK(one.dtype() == DType::f64);
+    CHECK(max_abs_diff(one, want) < 1e-12);
+    CHECK(one.to_vector() == many.to_vector());
+    CHECK(max_abs_diff(matmul_f64(a.to(DType::f32), b), matmul(a.to(DType::f32).to(DType::f64), b)) < 1e-12);
+  }
+  expect_error([] { matmul_f64(Tensor::zeros({2, 3}), Tensor::zeros({2, 3})); },
+               {"matmul_f64", "f32[2, 3]"});
 }
 
 TEST_CASE("NcgruCell: inverse and A-update do not depend on the thread count") {
