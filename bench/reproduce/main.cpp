@@ -523,7 +523,7 @@ void write_report(const crt::repro::Protocol& p, const std::map<std::string, Val
     md << "every run's model timed side by side in one process by `--measure-latency` (the median of "
        << latency.find("rounds")->as_number() << " rounds taken in turns) on " << latency.find("cpu")->as_string()
        << ", " << latency.find("isa")->as_string() << ", " << latency.find("threads")->as_number()
-       << " threads, commit " << latency.find("commit")->as_string() << ".\n";
+       << " thread(s), commit " << latency.find("commit")->as_string() << ".\n";
   else
     md << "as each record measured it after training, on that run's machine and threads and beside "
        << "whatever else ran then (`--measure-latency` times all runs side by side).\n";
