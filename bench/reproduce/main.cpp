@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "bench/reproduce/protocol.hpp"
+#include "bench/suite/machine.hpp"
 #include "bench/suite/svg_plot.hpp"
 #include "crt/cli/options.hpp"
 #include "crt/api.hpp"
@@ -182,14 +183,6 @@ double segment_latency_ms(const crt::model::LanguageModel& m, const std::vector<
   return ms[ms.size() / 2];
 }
 
-std::string cpu_name() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown CPU";
-}
-
 // Rounds of the side-by-side latency measurement: each run's figure is the median of its
 // per-round medians, so a burst of other load in one round moves no run's figure much.
 constexpr int kLatencyRounds = 3;
@@ -212,7 +205,7 @@ Value measure_latencies(const crt::repro::Protocol& p, const crt::data::Corpus& 
     std::cerr << "[" << p.runs[i].name << "] " << rounds[i][rounds[i].size() / 2] << " ms per segment\n";
   }
   Value out = Value::object();
-  out.add("cpu", Value::string(cpu_name()));
+  out.add("cpu", Value::string(crt::bench::cpu_name()));
   out.add("isa", Value::string(crt::active_isa()));
   out.add("threads", Value::integer(std::uint64_t(crt::thread_count())));
   out.add("commit", Value::string(commit));

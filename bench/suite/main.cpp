@@ -23,6 +23,7 @@
 #include "bench/suite/paper.hpp"
 #include "bench/suite/records.hpp"
 #include "bench/suite/reference.hpp"
+#include "bench/suite/machine.hpp"
 #include "bench/suite/runner.hpp"
 #include "bench/suite/svg_plot.hpp"
 #include "crt/cli/options.hpp"
@@ -137,14 +138,6 @@ Options parse_args(int argc, char** argv) {
   for (const std::string& m : o.modes)
     require(m == "infer" || m == "train", "crt-bench", "unknown mode '", m, "' (infer, train)");
   return o;
-}
-
-std::string cpu_name() {
-  std::ifstream f("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  return "unknown CPU";
 }
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
@@ -511,7 +504,7 @@ int run(int argc, char** argv) {
   const unsigned hw = std::thread::hardware_concurrency();
   const double load_before = load_average();
   std::cout << "crt-bench " << (o.full ? "(full grid)" : "(quick; --full for the whole grid)") << "\n"
-            << "  CPU: " << cpu_name() << ", " << hw << " hardware threads, kernels: " << kernels::active_isa()
+            << "  CPU: " << crt::bench::cpu_name() << ", " << hw << " hardware threads, kernels: " << kernels::active_isa()
             << ", load average " << fixed(load_before, 2) << "\n";
   if (load_before > 0.5)
     std::cout << "  note: other processes are using the CPU (load " << fixed(load_before, 2)
@@ -628,7 +621,7 @@ int run(int argc, char** argv) {
     tj.push_back(e);
   }
   json::Value meta = json::Value::object();
-  meta.add("cpu", json::Value::string(cpu_name()));
+  meta.add("cpu", json::Value::string(crt::bench::cpu_name()));
   meta.add("hardware_threads", json::Value::integer(hw));
   meta.add("kernels_isa", json::Value::string(kernels::active_isa()));
   meta.add("full", json::Value::boolean(o.full));
