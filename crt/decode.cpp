@@ -60,11 +60,11 @@ void LanguageModel::begin_decode_segment(DecodeState& s) const {
       if (s.stream.cache[l].defined()) s.kv[l] = blocks_[l].prefix_kv(s.stream.cache[l]);
   if (c.position == PositionEncoding::rnn)
     s.position_h = c.pos_rnn_carry ? s.stream.position_state : Tensor::zeros({batch, c.d_model}, dtype());
-  s.memory_in = c.memory == MemoryKind::rnn ? s.stream.memory : Tensor();
-  if (s.memory_in.defined()) {
+  // The memory this segment starts from stays in s.stream.memory until the segment ends.
+  if (c.memory == MemoryKind::rnn && s.stream.memory.defined()) {
     // The memory token at position 0: its outputs are not predictions, but every later
     // position of the segment attends to its keys and values in each layer.
-    Tensor z = s.memory_in.unsqueeze(1);
+    Tensor z = s.stream.memory.unsqueeze(1);
     for (std::size_t l = 0; l < blocks_.size(); ++l) z = blocks_[l].step(z, s.kv[l], Tensor(), &rel_biases_);
   }
 }
@@ -73,7 +73,7 @@ void LanguageModel::end_decode_segment(DecodeState& s) const {
   const ModelConfig& c = config_;
   const std::int64_t batch = s.stream.batch;
   if (c.memory == MemoryKind::rnn) {
-    const Tensor h0 = s.memory_in.defined() ? s.memory_in : Tensor::zeros({batch, c.d_model}, dtype());
+    const Tensor h0 = s.stream.memory.defined() ? s.stream.memory : Tensor::zeros({batch, c.d_model}, dtype());
     const Tensor states = memory_rnn_->sequence(s.outputs, h0);
     s.stream.memory = states.narrow(1, states.size(1) - 1, 1).squeeze(1).contiguous();
   }
@@ -90,7 +90,6 @@ void LanguageModel::end_decode_segment(DecodeState& s) const {
   s.kv.clear();
   s.layer_inputs.clear();
   s.outputs = Tensor();
-  s.memory_in = Tensor();
   s.position_h = Tensor();
 }
 
@@ -159,7 +158,6 @@ NamedTensors DecodeState::named() const {
   for (std::size_t l = 0; l < layer_inputs.size(); ++l)
     if (layer_inputs[l].defined()) out.emplace_back("segment.layer_inputs." + std::to_string(l), layer_inputs[l]);
   if (outputs.defined()) out.emplace_back("segment.outputs", outputs);
-  if (memory_in.defined()) out.emplace_back("segment.memory_in", memory_in);
   if (position_h.defined()) out.emplace_back("segment.position", position_h);
   return out;
 }
@@ -232,7 +230,6 @@ DecodeState LanguageModel::restore_decode_state(const NamedTensors& tensors,
   }
   if (s.filled > 0) {
     if (c.memory == MemoryKind::rnn) {
-      s.memory_in = take("segment.memory_in", {batch, d});
       s.outputs = need("segment.outputs", {batch, s.filled, d});
     }
     if (c.position == PositionEncoding::rnn) s.position_h = need("segment.position", {batch, d});
@@ -240,7 +237,7 @@ DecodeState LanguageModel::restore_decode_state(const NamedTensors& tensors,
     s.kv.assign(layers, KvCache{});
     for (std::size_t l = 0; l < layers; ++l) {
       const std::int64_t cached = c.memory == MemoryKind::cache && s.stream.cache[l].defined() ? s.stream.cache[l].size(1) : 0;
-      const std::int64_t positions = cached + (s.memory_in.defined() ? 1 : 0) + s.filled;
+      const std::int64_t positions = cached + (s.stream.memory.defined() ? 1 : 0) + s.filled;
       const std::string kv = "segment.kv." + std::to_string(l);
       s.kv[l].keys = need(kv + ".keys", {batch, c.n_head, positions, c.d_head});
       s.kv[l].values = need(kv + ".values", {batch, c.n_head, positions, c.d_head});

@@ -49,7 +49,6 @@ struct DecodeState {
   std::vector<KvCache> kv;       // per layer: keys and values of the segment (and XL cache)
   std::vector<Tensor> layer_inputs;  // Transformer-XL: per layer, [B, filled, d] entering it
   Tensor outputs;                // CRT memory RNN: final-layer outputs [B, filled, d]
-  Tensor memory_in;              // CRT: the memory this segment started from (undefined: none)
   Tensor position_h;             // position RNN state after the last token fed [B, d]
   std::vector<Tensor> rel_keys;  // Transformer-XL: per layer, relative_keys of the sinusoids
   // Bytes held: the carried state plus the current segment's keys, values and outputs.

@@ -53,7 +53,8 @@ extern "C" void on_stop_signal(int sig) {
 }
 
 struct Options {
-  std::string protocol, out = "results", data_dir, runs;
+  std::string protocol, out = "results", data_dir;
+  std::vector<std::string> runs;  // empty: every run of the protocol
   int threads = 0;
   bool report = false;
   bool measure_latency = false;
@@ -87,7 +88,7 @@ Options parse_args(int argc, char** argv) {
     }
     o.protocol = a.str("protocol");
     o.out = a.str("out");
-    if (a.has("runs")) o.runs = a.str("runs"), (void)a.strings("runs");
+    if (a.has("runs")) o.runs = a.strings("runs");
     o.threads = int(a.integer("threads", 0, 1024));
     o.data_dir = a.str("data-dir");
     o.report = a.has("report");
@@ -546,7 +547,7 @@ int main(int argc, char** argv) {
       out.close();
       if (!out) throw crt::Error("cannot write " + file.string());
     } else if (!opt.report) {
-      std::vector<std::string> chosen = split(opt.runs, ',');
+      const std::vector<std::string>& chosen = opt.runs;
       for (const std::string& name : chosen)
         if (!p.find(name)) usage_error("--runs names '" + name + "', which is not in " + opt.protocol);
       crt::set_thread_count(opt.threads);
